@@ -1,0 +1,176 @@
+"""Bench: the monthly report page over 100,000 orders of one month (`make bench`).
+
+Seeds a BENCH project once (INSERT … SELECT over generate_series: seconds, not minutes) with
+orders in every outcome, their arrival/completion clocks (about one in ten breached), breach
+rows and some "unfinished" events, then times the full report (every breakdown, rendered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+BENCH_CODE = "BENCH"
+ORDERS = 100_000
+MONTH = "2025-03"  # a past month: every clock has long been decided
+RUNS = 5
+
+SEED_ORDERS = """
+WITH src AS (
+    SELECT g, random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5
+    FROM generate_series(1, CAST(:n AS integer)) AS g
+), shaped AS (
+    SELECT g, r2, r3, r4, r5,
+           timestamptz '2025-03-01 00:00+08' + (g - 1) * (interval '31 days' / CAST(:n AS integer)) AS received_at,
+           CASE WHEN r1 < 0.03 THEN 'cancelled' WHEN r1 < 0.04 THEN 'pooled' WHEN r1 < 0.05 THEN 'assigned'
+                WHEN r1 < 0.06 THEN 'on_site' WHEN r1 < 0.065 THEN 'paused' WHEN r1 < 0.07 THEN 'unfinished'
+                WHEN r1 < 0.10 THEN 'callback' ELSE 'closed' END AS status
+    FROM src
+)
+INSERT INTO orders (number, project_id, kind, category, urgency, status, area, location, reporter_name,
+                    reporter_phone, summary, channel, team_id, assignee_id, received_at, dispatched_at,
+                    accepted_at, arrived_at, finished_at, closed_at, cancelled_at, verification_code,
+                    callback_at, callback_rating, reopen_count, man_hours)
+SELECT 'BENCH-' || lpad(g::text, 6, '0'), :pid, 'repair',
+       (ARRAY['plumbing','electrical','building','elevator','hvac','network','fire','security_systems'])[1 + g % 8],
+       CASE WHEN g % 20 = 0 THEN 'emergency' ELSE 'normal' END, status, 'public', '公区', '业户', '13800000000',
+       '压测工单', 'phone', (CAST(:teams AS integer[]))[1 + g % 4], CASE WHEN status = 'pooled' THEN NULL ELSE (CAST(:engineers AS integer[]))[1 + g % 20] END,
+       received_at,
+       CASE WHEN status IN ('pooled', 'cancelled') THEN NULL ELSE received_at + r2 * interval '20 minutes' END,
+       CASE WHEN status IN ('pooled', 'cancelled', 'assigned') THEN NULL ELSE received_at + r2 * interval '25 minutes' END,
+       CASE WHEN status IN ('pooled', 'cancelled', 'assigned') THEN NULL
+            ELSE received_at + r2 * interval '25 minutes' + r3 * interval '40 minutes' END,
+       CASE WHEN status IN ('callback', 'closed')
+            THEN received_at + r2 * interval '25 minutes' + r3 * interval '40 minutes' + r4 * r4 * interval '36 hours' END,
+       CASE WHEN status = 'closed' THEN received_at + interval '3 days' END,
+       CASE WHEN status = 'cancelled' THEN received_at + interval '1 hour' END,
+       '1234',
+       CASE WHEN status = 'closed' AND r5 < 0.97 THEN received_at + interval '3 days' END,
+       CASE WHEN status = 'closed' AND r5 < 0.97 THEN
+            CASE WHEN r5 < 0.80 THEN 'satisfied' WHEN r5 < 0.93 THEN 'fairly' ELSE 'unsatisfied' END END,
+       CASE WHEN status = 'closed' AND r3 < 0.02 THEN 1 ELSE 0 END,
+       CASE WHEN status IN ('callback', 'closed') THEN round((0.5 + r4 * 3)::numeric, 2) END
+FROM shaped
+"""
+
+SEED_CLOCKS = """
+INSERT INTO order_clocks (order_id, kind, generation, started_at, deadline, minutes, state, breached_at, ended_at)
+SELECT o.id, k.kind, 1, k.started, k.deadline, k.minutes,
+       CASE WHEN o.status = 'cancelled' THEN 'cancelled'
+            WHEN k.ended IS NULL THEN CASE WHEN o.status = 'paused' THEN 'paused' ELSE 'running' END
+            WHEN k.ended <= k.deadline THEN 'met' ELSE 'breached' END,
+       CASE WHEN coalesce(k.ended, timestamptz '2025-06-01') > k.deadline AND o.status <> 'cancelled'
+            THEN k.deadline + interval '1 minute' END,
+       CASE WHEN o.status = 'cancelled' THEN o.cancelled_at ELSE k.ended END
+FROM orders o
+CROSS JOIN LATERAL (VALUES
+    ('completion', o.received_at, o.received_at + interval '24 hours', 1440, o.finished_at),
+    ('arrival', o.dispatched_at, o.dispatched_at + interval '30 minutes', 30, o.arrived_at)
+) AS k(kind, started, deadline, minutes, ended)
+WHERE o.project_id = :pid AND k.started IS NOT NULL
+"""
+
+SEED_BREACHES = """
+INSERT INTO breaches (clock_id, order_id, clock_kind, deadline, recorded_at, recorded_by)
+SELECT c.id, c.order_id, c.kind, c.deadline, c.breached_at, 'sweep'
+FROM order_clocks c JOIN orders o ON o.id = c.order_id
+WHERE o.project_id = :pid AND c.breached_at IS NOT NULL
+"""
+
+SEED_EVENTS = """
+INSERT INTO order_events (order_id, at, actor_label, action, from_status, to_status, reason)
+SELECT o.id, o.arrived_at + interval '1 hour', '压测', 'unfinished', 'on_site', 'unfinished', '缺配件'
+FROM orders o
+WHERE o.project_id = :pid AND o.arrived_at IS NOT NULL AND o.id % 40 = 0
+"""
+
+
+async def _seed(conn: AsyncConnection) -> int:
+    """Create the bench project with its orders, unless a previous run already did; return its id."""
+    pid = (await conn.execute(text("SELECT id FROM projects WHERE code = :c"), {"c": BENCH_CODE})).scalar()
+    if pid is not None:
+        return int(pid)
+    pid = (
+        await conn.execute(
+            text("INSERT INTO projects (code, name) VALUES (:c, '压测花园') RETURNING id"), {"c": BENCH_CODE}
+        )
+    ).scalar_one()
+    teams = []
+    for name in ("水电一班", "水电二班", "土建班", "综合班"):
+        teams.append(
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO teams (project_id, department_code, name) VALUES (:p, 'engineering', :n) RETURNING id"
+                    ),
+                    {"p": pid, "n": name},
+                )
+            ).scalar_one()
+        )
+    engineers = []
+    for i in range(20):
+        sid = (
+            await conn.execute(
+                text(
+                    "INSERT INTO staff (username, display_name, role, password_hash, department_code) "
+                    "VALUES (:u, :n, 'engineer', '!', 'engineering') RETURNING id"
+                ),
+                {"u": f"bench_shifu{i:02d}", "n": f"压测师傅{i:02d}"},
+            )
+        ).scalar_one()
+        await conn.execute(text("INSERT INTO staff_projects VALUES (:s, :p)"), {"s": sid, "p": pid})
+        await conn.execute(text("INSERT INTO staff_teams VALUES (:s, :t)"), {"s": sid, "t": teams[i % 4]})
+        engineers.append(sid)
+    await conn.execute(text("SELECT setseed(0.2025)"))
+    await conn.execute(text(SEED_ORDERS), {"n": ORDERS, "pid": pid, "teams": teams, "engineers": engineers})
+    await conn.execute(text(SEED_CLOCKS), {"pid": pid})
+    await conn.execute(text(SEED_BREACHES), {"pid": pid})
+    await conn.execute(text(SEED_EVENTS), {"pid": pid})
+    for table in ("orders", "order_clocks", "breaches", "order_events"):
+        await conn.execute(text(f"ANALYZE {table}"))
+    return int(pid)
+
+
+async def bench_report(database_url: str) -> dict[str, object]:
+    """Seed (once) and time the full report page for one month of 100k orders; median of RUNS."""
+    from server.domain import stats
+    from server.persistence import reports as reports_db
+    from server.persistence.db import make_engine
+    from server.persistence.migrate import upgrade
+    from server.web import reports as reports_web
+
+    await asyncio.to_thread(upgrade, database_url)
+    engine = make_engine(database_url, pool_size=6)
+    try:
+        async with engine.begin() as conn:
+            pid = await _seed(conn)
+        async with engine.connect() as conn:
+            projects = await reports_db.projects_of(conn, frozenset({pid}))
+        q = reports_web.Query(project=BENCH_CODE, month=MONTH, start="", end="")
+        period = stats.parse_period(MONTH, None, None, datetime.now(UTC).date())
+        timings: list[float] = []
+        for _ in range(RUNS):
+            t0 = time.perf_counter()
+            rep = await reports_db.full_report(engine, projects, period, datetime.now(UTC))
+            html = reports_web.render_report(rep, q, None, projects)
+            timings.append((time.perf_counter() - t0) * 1000)
+            assert rep.overview.counts.received > 0 and len(html) > 1000
+        return {
+            "metric": "report_month_100k_ms",
+            "value": round(statistics.median(timings), 1),
+            "unit": "ms",
+            "target": "< 1000",
+        }
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":  # python -m bench.report DATABASE_URL
+    import sys
+
+    print(asyncio.run(bench_report(sys.argv[1])))

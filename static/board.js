@@ -1,0 +1,151 @@
+// Wall board: version-carrying polls, SSE "look now", countdowns each second, freshness and
+// offline greying, and the alarm sound (WebAudio, no file) while alerts are unacknowledged.
+(function () {
+  "use strict";
+  var app = document.getElementById("board-app");
+  var live = document.getElementById("board-live");
+  if (!app || !live) return;
+  var pollMs = (parseFloat(app.dataset.poll) || 2) * 1000;
+  var staleAfter = Math.max(3 * pollMs, 6000);
+  var skew = (parseInt(app.dataset.now, 10) || Date.now()) - Date.now(); // server clock (test clock too)
+  var lastOk = Date.now();
+  var dayUnit = app.dataset.day || "d";
+  var tz = app.dataset.tz || "Asia/Shanghai";
+  var freshEl = document.getElementById("board-fresh");
+  var clockEl = document.getElementById("board-clock");
+  var staleEl = document.getElementById("board-stale");
+  var soundBtn = document.getElementById("sound-btn");
+  var SOUND_KEY = "bx-board-sound";
+
+  function serverNow() { return Date.now() + skew; }
+  function version() {
+    var body = live.querySelector(".board-body");
+    return body ? body.getAttribute("data-version") : "";
+  }
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  // Same format as server/board/view.py format_span.
+  function span(ms) {
+    var s = Math.floor(Math.abs(ms) / 1000);
+    var d = Math.floor(s / 86400); s -= d * 86400;
+    var h = Math.floor(s / 3600); s -= h * 3600;
+    var m = Math.floor(s / 60); s -= m * 60;
+    if (d) return d + dayUnit + " " + pad(h) + ":" + pad(m);
+    if (h) return h + ":" + pad(m) + ":" + pad(s);
+    return pad(m) + ":" + pad(s);
+  }
+  var timeFmt;
+  try {
+    timeFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  } catch (e) {
+    timeFmt = new Intl.DateTimeFormat("zh-CN", { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
+  function tick() {
+    var now = serverNow();
+    var cds = live.querySelectorAll(".cd[data-deadline]");
+    for (var i = 0; i < cds.length; i++) {
+      var text = span(parseInt(cds[i].getAttribute("data-deadline"), 10) - now);
+      if (cds[i].textContent !== text) cds[i].textContent = text;
+    }
+    if (clockEl) clockEl.textContent = timeFmt.format(new Date(now));
+    var ago = Math.max(0, Math.round((Date.now() - lastOk) / 1000));
+    if (freshEl) freshEl.textContent = (app.dataset.tFresh || "{n}").replace("{n}", ago);
+    var stale = Date.now() - lastOk > staleAfter;
+    document.body.classList.toggle("stale", stale);
+    if (staleEl) {
+      staleEl.hidden = !stale;
+      if (stale) staleEl.textContent = (app.dataset.tStale || "{n}").replace("{n}", ago);
+    }
+  }
+
+  // Every poll carries the version it shows: an unchanged board answers 204 at no cost.
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt === live) e.detail.parameters.v = version();
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt !== live) return;
+    var xhr = e.detail.xhr;
+    if (xhr && xhr.status >= 200 && xhr.status < 300) {
+      lastOk = Date.now();
+      var at = parseInt(xhr.getResponseHeader("X-Board-Now") || "", 10);
+      if (at) skew = at - Date.now();
+      tick();
+    }
+  });
+  // The countdown text in the cached HTML is as of its render: correct it before the next paint.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.elt === live || live.contains(e.detail.elt)) { tick(); alarm(); }
+  });
+
+  // ---- push: the stream only says "look now"; polling keeps working without it ----------------
+  var es = null;
+  function connect() {
+    if (!app.dataset.sse || !window.EventSource) return;
+    es = new EventSource(app.dataset.sse);
+    es.addEventListener("board", function (ev) {
+      if (ev.data !== version()) htmx.trigger(live, "board-refresh");
+    });
+    es.onerror = function () {
+      if (es && es.readyState === EventSource.CLOSED) { es = null; setTimeout(connect, 10000); }
+    };
+  }
+  connect();
+
+  // ---- sound: a repeating beep while an alert is unacknowledged ------------------------------
+  var ctx = null;
+  function wanted() { try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; } }
+  function audio() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return null;
+    if (!ctx) ctx = new AC();
+    if (ctx.state === "suspended") ctx.resume();
+    return ctx;
+  }
+  function beep() {
+    var c = audio();
+    app.dataset.beeps = String((parseInt(app.dataset.beeps || "0", 10) || 0) + 1);
+    if (!c || c.state !== "running") return false;
+    var t = c.currentTime;
+    [0, 0.3].forEach(function (off) {
+      var o = c.createOscillator(), g = c.createGain();
+      o.type = "square";
+      o.frequency.value = 880;
+      g.gain.setValueAtTime(0.0001, t + off);
+      g.gain.exponentialRampToValueAtTime(0.3, t + off + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, t + off + 0.25);
+      o.connect(g);
+      g.connect(c.destination);
+      o.start(t + off);
+      o.stop(t + off + 0.3);
+    });
+    return true;
+  }
+  function alarm() {
+    var ringing = !!live.querySelector("[data-alert-id]");
+    app.classList.toggle("ringing", ringing);
+    if (ringing && wanted()) beep();
+  }
+  function showSoundButton() {
+    if (!soundBtn) return;
+    var needs = !wanted() || (ctx && ctx.state !== "running");
+    if (wanted() && needs) {
+      var label = soundBtn.querySelector("span");
+      if (label && app.dataset.tSoundAgain) label.textContent = app.dataset.tSoundAgain;
+    }
+    soundBtn.hidden = !needs;
+  }
+  if (soundBtn) {
+    soundBtn.addEventListener("click", function () {
+      try { localStorage.setItem(SOUND_KEY, "on"); } catch (e) { /* private mode: this session only */ }
+      audio();
+      beep();
+      setTimeout(showSoundButton, 300);
+    });
+  }
+  if (wanted()) audio(); // may stay suspended until a click (browser autoplay policy)
+  setTimeout(showSoundButton, 500);
+
+  tick();
+  setInterval(tick, 1000);
+  setInterval(alarm, 2500);
+})();

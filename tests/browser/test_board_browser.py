@@ -1,0 +1,197 @@
+"""The wall board in headless Chromium against the real server: live updates, colours, alerts, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from server.persistence import staff as staff_db
+from server.security import new_token, token_hash
+from tests.browser.conftest import shot
+from tests.integration.test_board import _project_id, alert_for, close_orders, make_order
+
+pytestmark = pytest.mark.browser
+
+POLL = 2.0  # BOARD_POLL_SECONDS default
+
+
+@pytest.fixture
+async def kiosk_url(live_server: Any, engine: Any) -> str:
+    token = new_token("kiosk")
+    async with engine.begin() as conn:
+        await staff_db.create_kiosk_token(conn, token_hash(token), [await _project_id(engine, "DEMO")], "wall")
+    return f"{live_server.url}/board?kiosk={token}"
+
+
+@pytest.fixture
+async def orders(engine: Any) -> AsyncIterator[list[dict[str, Any]]]:
+    made: list[dict[str, Any]] = []
+    yield made
+    if made:
+        await close_orders(engine, *made)
+
+
+@pytest.fixture
+async def test_clock(live_server: Any) -> AsyncIterator[Any]:
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        async def move(seconds: float) -> None:
+            r = await c.post("/_test/clock", json={"offset_seconds": seconds})
+            assert r.status_code == 200, r.text
+
+        yield move
+        await move(0)
+
+
+# A believable evening on the wall: every stage, every colour.
+SCENE = [
+    dict(status="pooled", minutes=5, started_ago=1, category="electrical", location="5栋-1单元-1202",
+         summary="客厅跳闸，全屋停电", name="刘建国", phone="13911112222"),
+    dict(status="new", minutes=15, started_ago=9, category="plumbing", urgency="emergency", location="2号地库 B区",
+         summary="消防水管爆裂，地面积水", name="巡检", phone="13800001111"),
+    dict(status="pooled", minutes=5, started_ago=7, category="building", location="8栋-2单元-301",
+         summary="入户门锁打不开", name="陈美玲", phone="13722223333"),
+    dict(status="assigned", minutes=15, started_ago=4, category="hvac", location="1栋-1单元-902", clock_kind="arrival",
+         summary="空调不制冷", name="王小明", phone="13633334444", assignee="shifu1"),
+    dict(status="accepted", minutes=15, started_ago=13, category="network", location="会所", clock_kind="arrival",
+         summary="前台电话无信号", name="物业前台", phone="02166667777", assignee="shifu2"),
+    dict(status="on_site", minutes=480, started_ago=60, category="elevator", location="3栋 2号电梯",
+         clock_kind="completion", summary="电梯门关不严", name="赵敏", phone="13544445555", assignee="shifu3"),
+    dict(status="on_site", minutes=1440, started_ago=1500, category="fire", location="中心花园",
+         clock_kind="completion", summary="消火栓箱门损坏", name="巡检", phone="13800001111", assignee="shifu4"),
+    dict(status="paused", minutes=1440, started_ago=300, category="plumbing", location="6栋-2单元-1101",
+         clock_kind="completion", summary="等待配件：马桶进水阀", name="孙丽", phone="13355556666",
+         assignee="shifu1", paused=True),
+    dict(status="callback", minutes=1440, started_ago=120, category="greening", location="南门",
+         clock_kind="callback", summary="草坪喷灌已修复，待回访", name="周杰", phone="13266667777", assignee="shifu2"),
+]
+
+
+async def test_the_board_shows_the_evening_and_a_new_order_within_one_poll(page, kiosk_url, engine, orders):
+    for spec in SCENE:
+        orders.append(await make_order(engine, **spec))
+    await page.goto(kiosk_url)
+    await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"]')
+    new = await make_order(engine, status="pooled", minutes=30, category="security_systems",
+                           location="东门岗亭", summary="门禁读卡器失灵", name="李娜", phone="13812345678")
+    orders.append(new)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await page.wait_for_selector(f'[data-number="{new["number"]}"]', timeout=(POLL + 1.5) * 1000)
+    assert loop.time() - t0 <= POLL + 1.5
+    card = page.locator(f'[data-number="{new["number"]}"]')
+    assert "李** · 138****5678" in await card.inner_text()
+    assert await page.locator("body").evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(11, 15, 20)"
+    await page.wait_for_timeout(1200)  # countdowns and the clock have ticked
+    await page.screenshot(path=shot("board-1920x1080"))
+    await page.set_viewport_size({"width": 3840, "height": 2160})
+    await page.screenshot(path=shot("board-3840x2160"))
+    await page.set_viewport_size({"width": 800, "height": 1280})
+    await page.screenshot(path=shot("board-800x1280"), full_page=False)
+
+
+async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached(page, kiosk_url, engine, orders,
+                                                                                  test_clock):
+    orders.append(await make_order(engine, minutes=10, location="9栋-1单元-601", summary="卫生间漏水"))
+    card = page.locator(f'[data-number="{orders[0]["number"]}"]')
+    await page.goto(kiosk_url)
+    await card.wait_for()
+    assert await card.get_attribute("data-band") == "green"
+    for offset, band in ((6 * 60, "amber"), (9 * 60, "red"), (11 * 60, "breached")):
+        await test_clock(offset)
+        await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"][data-band="{band}"]',
+                                     timeout=(POLL + 1.5) * 1000)
+    assert "band-breached" in (await card.get_attribute("class") or "")
+    assert await card.evaluate("el => getComputedStyle(el).animationName") == "board-flash"
+    await page.wait_for_timeout(1100)
+    text_now = await card.locator(".cd").inner_text()
+    assert re.fullmatch(r"01:0\d", text_now), text_now  # counting up the time overdue, on the server's clock
+    await page.screenshot(path=shot("board-breached"))
+
+
+async def test_an_entrapment_alert_rings_until_a_supervisor_acknowledges_it(browser, live_server, engine, orders):
+    async with engine.begin() as conn:  # other tests' (and the demo's) alerts would keep the wall ringing
+        await conn.execute(text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'"))
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    try:
+        r = await context.request.post(f"{live_server.url}/login", form={"username": "zhuguan", "password": "demo1234"},
+                                       max_redirects=0)
+        assert r.status == 303
+        page = await context.new_page()
+        await page.goto(f"{live_server.url}/board?project=DEMO")
+        await page.click("#sound-btn")  # the one-time "enable sound" of the kiosk set-up
+        assert await page.evaluate("localStorage.getItem('bx-board-sound')") == "on"
+        orders.append(await make_order(engine, kind="entrapment", category="elevator", clock_kind="ack", minutes=1,
+                                       urgency="emergency", location="3栋 2号电梯", summary="电梯困人，2人被困",
+                                       name="赵敏", phone="13544445555"))
+        chain = [{"target": "oncall_primary", "name": "张师傅"}, {"target": "supervisor", "name": "王主管"}]
+        alert_id = await alert_for(engine, orders[0], chain)
+        banner = page.locator(f'[data-alert-id="{alert_id}"]')
+        await banner.wait_for(timeout=(POLL + 1.5) * 1000)
+        assert "张师傅" in await banner.inner_text()
+        beeps = int(await page.locator("#board-app").get_attribute("data-beeps") or 0)
+        await page.wait_for_timeout(3000)
+        assert int(await page.locator("#board-app").get_attribute("data-beeps") or 0) > beeps  # still ringing
+        await page.screenshot(path=shot("board-alert"))
+        await banner.locator("button.ack").click()
+        await banner.wait_for(state="detached", timeout=3000)
+        async with engine.connect() as conn:
+            state = (await conn.execute(text("SELECT state FROM alerts WHERE id = :a"), {"a": alert_id})).scalar_one()
+        assert state == "acknowledged"
+        beeps = int(await page.locator("#board-app").get_attribute("data-beeps") or 0)
+        await page.wait_for_timeout(3000)
+        assert int(await page.locator("#board-app").get_attribute("data-beeps") or 0) == beeps  # silent now
+    finally:
+        await context.close()
+
+
+async def test_the_event_stream_announces_a_change_at_once(live_server, kiosk_url, engine, orders):
+    token = kiosk_url.split("kiosk=")[1]
+    url = f"{live_server.url}/board/events?project=DEMO&kiosk={token}"
+    async with httpx.AsyncClient(timeout=10) as c, c.stream("GET", url) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = r.aiter_lines()
+
+        async def next_event() -> str:
+            event = None
+            async for line in lines:
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event == "board":
+                    return line.split(":", 1)[1].strip()
+            raise AssertionError("stream ended")
+
+        first = await asyncio.wait_for(next_event(), 3)
+        orders.append(await make_order(engine))
+        second = await asyncio.wait_for(next_event(), 1.5)  # well before the next poll
+        assert second != first
+
+
+async def test_a_stopped_server_greys_the_board_and_its_return_restores_it(page, kiosk_url, live_server):
+    await page.goto(kiosk_url)
+    await page.wait_for_selector(".board-body")
+    assert not await page.locator("body.stale").count()
+    await live_server.stop()
+    await page.wait_for_selector("body.stale", timeout=12000)
+    assert await page.locator("#board-stale").is_visible()
+    assert await page.locator(".board-body").evaluate("el => getComputedStyle(el).filter") != "none"
+    await page.screenshot(path=shot("board-offline"))
+    await live_server.start()
+    await page.wait_for_selector("body:not(.stale)", timeout=12000)
+    assert not await page.locator("#board-stale").is_visible()
+    assert re.search(r"\d", await page.locator("#board-fresh").inner_text())
+
+
+async def test_the_board_page_has_no_full_page_reloads(page, kiosk_url, engine, orders):
+    await page.goto(kiosk_url)
+    await page.evaluate("window.__marker = 42")
+    orders.append(await make_order(engine))
+    await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"]', timeout=(POLL + 1.5) * 1000)
+    assert await page.evaluate("window.__marker") == 42
+    assert json.loads(await page.evaluate("JSON.stringify(performance.getEntriesByType('navigation').length)")) == 1

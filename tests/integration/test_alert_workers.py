@@ -1,0 +1,298 @@
+"""Escalation and delivery through TWO real arq workers, a shared test clock and a local HTTP sink.
+
+The workers are `python -m arq workers.settings.WorkerSettings` subprocesses with this session's
+environment (database, Redis db, BAOXIU_TEST_CLOCK=1). Time moves by the shared offset (app_clock
++ NOTIFY 'clock'); each wait is bounded, and the workers are killed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import RedisSettings, create_pool
+from sqlalchemy import text
+
+from server import clock
+from server.persistence import alerts
+from tests.integration.test_alerts import _tidy, actor, alert_of, events, register  # noqa: F401 - _tidy autouse
+from workers.alert_jobs import schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---- a local HTTP sink ---------------------------------------------------------------------
+
+
+class Sink:
+    """A tiny HTTP server: records each POST (path, JSON body) and answers by path.
+
+    /flaky answers 500 to the first three posts of each alert, then 200; /bad always 400.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.flaky: dict[Any, int] = defaultdict(int)
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str, alert_id: int) -> int:
+        return sum(1 for p, b in self.calls if p == path and b.get("alert") == alert_id)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (ln.partition(":") for ln in lines[1:])
+                    if k.lower() == "content-length"
+                ),
+                0,
+            )
+            raw = await reader.readexactly(length) if length else b"{}"
+            data = json.loads(raw or b"{}")
+            self.calls.append((path, data))
+            status = 200
+            if path == "/bad":
+                status = 400
+            elif path == "/flaky":
+                self.flaky[data.get("alert")] += 1
+                status = 500 if self.flaky[data.get("alert")] <= 3 else 200
+            reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode()
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+# ---- fixtures: the sink, two workers, the shared clock -------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def sink() -> AsyncIterator[Sink]:
+    s = Sink()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture(scope="module")
+async def workers(engine, tmp_path_factory) -> AsyncIterator[list[Any]]:
+    logs = tmp_path_factory.mktemp("workers")
+    procs = []
+    try:
+        for i in range(2):
+            out = (logs / f"worker{i}.log").open("wb")
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "arq",
+                    "workers.settings.WorkerSettings",
+                    cwd=str(ROOT),
+                    env=os.environ.copy(),
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+            )
+        await asyncio.sleep(4)  # imports, Redis and database connections
+        assert all(p.returncode is None for p in procs), (logs / "worker0.log").read_text()[-2000:]
+        yield procs
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.terminate()
+        for p in procs:
+            try:
+                await asyncio.wait_for(p.wait(), 10)
+            except TimeoutError:
+                p.kill()
+                await p.wait()
+
+
+@pytest.fixture
+async def shared_clock(engine) -> AsyncIterator[Callable[[timedelta], Awaitable[None]]]:
+    """Move the test clock forward for every process; put it back afterwards."""
+    async with engine.connect() as conn:
+        start = float(await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0)
+    offset = start
+
+    async def forward(by: timedelta) -> None:
+        nonlocal offset
+        offset += by.total_seconds()
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE app_clock SET offset_seconds = :o WHERE id = 1"), {"o": offset})
+            await conn.execute(text("SELECT pg_notify('clock', :p)"), {"p": repr(offset)})
+        clock.set_offset(offset)
+
+    yield forward
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE app_clock SET offset_seconds = :o WHERE id = 1"), {"o": start})
+        await conn.execute(text("SELECT pg_notify('clock', :p)"), {"p": repr(start)})
+    clock.set_offset(start)
+
+
+async def until(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {within} s")
+        await asyncio.sleep(0.5)
+
+
+async def fired(engine, alert_id: int) -> list[int]:
+    return [e["details"]["step"] for e in await events(engine, alert_id, "step")]
+
+
+# ---- escalation ----------------------------------------------------------------------------
+
+
+async def test_nobody_acknowledges_so_each_step_fires_at_its_time_once(engine, workers, shared_clock):
+    t0 = clock.now()
+    reg = await register(engine, t0)
+    a = await alert_of(engine, reg.id)
+    # The step job too (as the web process does after commit), not only the sweep.
+    pool = await create_pool(RedisSettings.from_dsn(os.environ["REDIS_URL"]))
+    try:
+        await schedule(pool, reg.post_commit)
+    finally:
+        await pool.aclose()
+    await shared_clock(timedelta(seconds=50))
+    await asyncio.sleep(6)
+    assert await fired(engine, a["id"]) == [0]  # step 1 is due at +60 s, not before
+    await shared_clock(t0 + timedelta(seconds=62) - clock.now())
+    await until(lambda: _has(engine, a["id"], [0, 1]))
+    await shared_clock(t0 + timedelta(minutes=3, seconds=1) - clock.now())
+    await until(lambda: _has(engine, a["id"], [0, 1, 2]))
+    await asyncio.sleep(6)  # both workers' sweeps ran again meanwhile
+    assert await fired(engine, a["id"]) == [0, 1, 2]
+    async with engine.begin() as conn:  # stop it before the manager is paged in later tests
+        await alerts.acknowledge(conn, a["id"], await actor(engine, "zhuguan"), clock.now())
+
+
+async def _has(engine, alert_id: int, steps: list[int]) -> bool:
+    got = await fired(engine, alert_id)
+    assert len(got) <= len(steps), got  # never a step ahead of time, never twice
+    return got == steps
+
+
+async def test_acknowledging_between_steps_means_nothing_further(engine, workers, shared_clock):
+    t0 = clock.now()
+    reg = await register(engine, t0)
+    a = await alert_of(engine, reg.id)
+    await shared_clock(timedelta(seconds=30))
+    async with engine.begin() as conn:
+        await alerts.acknowledge(conn, a["id"], await actor(engine, "shifu1"), clock.now())
+    await shared_clock(timedelta(minutes=10))
+    await asyncio.sleep(7)
+    assert await fired(engine, a["id"]) == [0]
+    assert len(await events(engine, a["id"], "acknowledged")) == 1
+
+
+# ---- deliveries ----------------------------------------------------------------------------
+
+
+async def test_a_flaky_channel_delivers_once_after_retries_and_a_refusing_one_is_shown_failed(
+    engine, workers, shared_clock, sink, client, login
+):
+    async with engine.begin() as conn:
+        # Earlier tests' alerts would crowd the /alerts page this test reads at the end.
+        await conn.execute(text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'"))
+        pid = (await conn.execute(text("SELECT id FROM projects WHERE code = 'DEMO'"))).scalar_one()
+        ids = [
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO alert_channels (project_id, channel, url, name) VALUES (:p, 'webhook', :u, :n) RETURNING id"
+                    ),
+                    {"p": pid, "u": sink.url(path), "n": name},
+                )
+            ).scalar_one()
+            for path, name in (("/flaky", "flaky"), ("/bad", "bad"))
+        ]
+    try:
+        reg = await register(engine, clock.now())
+        a = await alert_of(engine, reg.id)
+        async with engine.begin() as conn:  # no further steps: only step 0's deliveries matter
+            await alerts.acknowledge(conn, a["id"], await actor(engine, "shifu1"), clock.now())
+
+        async def settled() -> list[dict[str, Any]] | None:
+            await shared_clock(timedelta(seconds=50))  # past each backoff (5, 15, 45 s)
+            async with engine.connect() as conn:
+                rows = [
+                    dict(r)
+                    for r in (
+                        await conn.execute(
+                            text(
+                                "SELECT payload->>'recipient' AS name, state, attempts, last_error FROM outbox "
+                                "WHERE alert_id = :a AND channel = 'webhook' ORDER BY id"
+                            ),
+                            {"a": a["id"]},
+                        )
+                    ).mappings()
+                ]
+            return rows if rows and all(r["state"] != "pending" for r in rows) else None
+
+        rows = {r["name"]: r for r in await until(settled, within=40)}
+        assert rows["flaky"]["state"] == "sent" and rows["flaky"]["attempts"] == 4
+        assert sink.count("/flaky", a["id"]) == 4  # three 500s, then one 200: delivered once
+        assert (
+            rows["bad"]["state"] == "failed"
+            and rows["bad"]["attempts"] == 1
+            and "400" in rows["bad"]["last_error"]
+        )
+        assert sink.count("/bad", a["id"]) == 1  # a 400 is never retried
+
+        async def logged() -> bool:
+            async with engine.connect() as conn:
+                actions = [
+                    r[0]
+                    for r in await conn.execute(
+                        text("SELECT action FROM order_events WHERE order_id = :o"), {"o": reg.id}
+                    )
+                ]
+            return "delivery_failed" in actions and "delivered" in actions
+
+        await until(logged, within=12)
+        await login("zhuguan")
+        page = (await client.get("/alerts?show=all")).text
+        section = page[page.index(f'id="alert-{a["id"]}"') :]
+        section = section[: section.index("</section>")]
+        assert (
+            'data-flag="failed"' in section and 'class="delivery-failed"' in section and "HTTP 400" in section
+        )
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE alert_channels SET active = false WHERE id = ANY(:i)"), {"i": ids}
+            )

@@ -1,0 +1,144 @@
+"""arq jobs. Each job is thin: it takes a connection and calls the persistence layer.
+
+- `check_order_deadline`: scheduled at an order's next deadline (after commit, see
+  workers/scheduling.py); records what is due for that order.
+- `sweep_breaches`: every 15 s, the safety net for jobs Redis lost.
+- `deliver_outbox`: every few seconds, sends queued notifications with retries.
+Both breach paths claim by conditional update, so any number of workers record each breach once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from arq import cron
+from sqlalchemy import text
+
+from server import clock
+from server.channels import LoggingSms, ScreenChannel, WebhookPost, sms_channel, wecom_body
+from server.config import get_settings
+from server.notifier import Notifier
+from server.persistence import breaches, outbox
+from server.persistence.db import make_engine
+
+log = logging.getLogger("baoxiu.worker")
+
+# Extra periodic work registered by features (alert escalation, auditor, shift lists).
+EXTRA_FUNCTIONS: list[Any] = []
+EXTRA_CRON: list[Any] = []
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    ctx["settings"] = settings
+    ctx["engine"] = make_engine(settings.database_url, pool_size=5)
+    if settings.test_clock:
+        async with ctx["engine"].connect() as conn:
+            clock.set_offset(await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0)
+        notifier = Notifier(settings.database_url, channels=("clock",))
+        notifier.subscribe("clock", clock.on_notify)
+        await notifier.start()
+        ctx["notifier"] = notifier
+    ctx["channels"] = {
+        "screen": ScreenChannel(),
+        "sms": sms_channel(settings.sms_webhook_url),
+    }
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("notifier"):
+        await ctx["notifier"].stop()
+    with contextlib.suppress(Exception):
+        await ctx["engine"].dispose()
+
+
+async def check_order_deadline(ctx: dict[str, Any], order_id: int) -> int:
+    recorded = await breaches.record_due(ctx["engine"], clock.now(), recorded_by="scheduled", order_id=order_id)
+    if recorded:
+        await _reschedule(ctx, order_id)
+    return len(recorded)
+
+
+async def _reschedule(ctx: dict[str, Any], order_id: int) -> None:
+    """The order's next clock gets its own job (after this transaction committed)."""
+    from workers.scheduling import DEADLINE_JOB, deadline_job_id
+
+    async with ctx["engine"].connect() as conn:
+        deadline = (
+            await conn.execute(
+                text("SELECT min(deadline) FROM order_clocks WHERE order_id = :o AND state = 'running' "
+                     "AND breached_at IS NULL"),
+                {"o": order_id},
+            )
+        ).scalar()
+    if deadline is not None:
+        await ctx["redis"].enqueue_job(
+            DEADLINE_JOB, order_id, _job_id=deadline_job_id(order_id, int(deadline.timestamp() * 1000)),
+            _defer_until=deadline - clock.offset(),
+        )
+
+
+async def sweep_breaches(ctx: dict[str, Any]) -> int:
+    total = 0
+    while True:  # drain in batches so a burst never waits for the next tick
+        recorded = await breaches.record_due(ctx["engine"], clock.now(), recorded_by="sweep", limit=500)
+        total += len(recorded)
+        if len(recorded) < 500:
+            break
+    return total
+
+
+def channel_for(ctx: dict[str, Any], name: str, payload: dict[str, Any]) -> Any:
+    if name == "webhook" and payload.get("url"):
+        return WebhookPost("webhook", payload["url"])
+    if name == "wecom" and payload.get("url"):
+        return WebhookPost("wecom", payload["url"], body=wecom_body)
+    return ctx["channels"].get(name) or LoggingSms()
+
+
+async def _deliver_one(ctx: dict[str, Any], row: dict[str, Any]) -> None:
+    payload = row["payload"] or {}
+    recipient = {"id": row["recipient_id"], "phone": payload.get("phone")}
+    try:
+        result = await channel_for(ctx, row["channel"], payload).deliver(recipient, payload)
+        outcome, detail = result.outcome, result.detail
+    except Exception as e:  # a channel bug is a failed attempt, recorded, not a dead loop
+        log.exception("channel %s failed", row["channel"])
+        outcome, detail = "retry", f"{type(e).__name__}: {e}"
+    async with ctx["engine"].begin() as conn:
+        await outbox.record(conn, row["id"], outcome, detail, row["attempts"], clock.now())
+
+
+async def deliver_outbox(ctx: dict[str, Any], *, batch: int = 100, budget_s: float = 20.0) -> int:
+    """Drain what is due, a batch at a time, deliveries of a batch in parallel; stop at the budget
+    so the next tick (and other workers, via SKIP LOCKED) share a large backlog."""
+    import asyncio
+    import time
+
+    engine = ctx["engine"]
+    started = time.monotonic()
+    total = 0
+    while time.monotonic() - started < budget_s:
+        async with engine.begin() as conn:
+            rows = await outbox.claim_due(conn, clock.now(), limit=batch)
+        if not rows:
+            break
+        await asyncio.gather(*(_deliver_one(ctx, row) for row in rows))
+        total += len(rows)
+        if len(rows) < batch:
+            break
+    return total
+
+
+FUNCTIONS: list[Any] = [check_order_deadline, sweep_breaches, deliver_outbox]
+
+
+def cron_jobs() -> list[Any]:
+    s = get_settings()
+    every = max(1, int(s.sweep_seconds))
+    return [
+        cron(sweep_breaches, second=set(range(0, 60, every)), run_at_startup=True, unique=True, timeout=60),
+        cron(deliver_outbox, second=set(range(0, 60, 2)), unique=True, timeout=60),
+    ]
