@@ -26,7 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check server workers tests
+	$(BIN)/ruff format --check server workers tests bench
 
 migrate: $(STAMP)
 	$(BIN)/baoxiu with-services -- $(BIN)/baoxiu migrate

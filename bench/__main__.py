@@ -17,8 +17,13 @@ from typing import Any
 
 
 def emit(metric: str, value: float, unit: str, target: str, **extra: Any) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit, "target": target, **extra},
-                     ensure_ascii=False), flush=True)
+    print(
+        json.dumps(
+            {"metric": metric, "value": round(value, 3), "unit": unit, "target": target, **extra},
+            ensure_ascii=False,
+        ),
+        flush=True,
+    )
 
 
 async def main() -> None:
@@ -33,7 +38,10 @@ async def main() -> None:
 
     t0 = time.perf_counter()
     counts = await seed.seed(engine)
-    print(json.dumps({"note": "seeded", **counts, "seconds": round(time.perf_counter() - t0, 1)}), file=sys.stderr)
+    print(
+        json.dumps({"note": "seeded", **counts, "seconds": round(time.perf_counter() - t0, 1)}),
+        file=sys.stderr,
+    )
     emit("sweep_ms_10k_open", await sweep.sweep_ms(engine), "ms", "< 50")
     counts = await seed.seed(engine, open_orders=90_000, tag="P")
     emit("sweep_ms_100k_open", await sweep.sweep_ms(engine), "ms", "< 50", open_orders=counts["open"])

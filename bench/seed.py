@@ -57,32 +57,58 @@ FROM orders o WHERE o.number LIKE 'BN-' || :tag || '-%' AND o.next_deadline IS N
 """
 
 
-async def seed(engine: AsyncEngine, *, open_orders: int = OPEN, closed: int = CLOSED, tag: str = "O") -> dict[str, int]:
+async def seed(
+    engine: AsyncEngine, *, open_orders: int = OPEN, closed: int = CLOSED, tag: str = "O"
+) -> dict[str, int]:
     """Seed once (idempotent by tag); return the counts present."""
     async with engine.begin() as conn:
         await conn.execute(text(SEED_PROJECTS), {"n": PROJECTS})
         await conn.execute(text(SEED_STAFF))
-        pids = [r[0] for r in await conn.execute(text("SELECT id FROM projects WHERE code LIKE 'B__' ORDER BY code"))]
-        engs = [r[0] for r in await conn.execute(text("SELECT id FROM staff WHERE username LIKE 'bench_eng_%' ORDER BY id"))]
+        pids = [
+            r[0]
+            for r in await conn.execute(text("SELECT id FROM projects WHERE code LIKE 'B__' ORDER BY code"))
+        ]
+        engs = [
+            r[0]
+            for r in await conn.execute(
+                text("SELECT id FROM staff WHERE username LIKE 'bench_eng_%' ORDER BY id")
+            )
+        ]
         for pid in pids:
-            await conn.execute(text("INSERT INTO staff_projects SELECT id, :p FROM staff WHERE username LIKE 'bench_eng_%' "
-                                    "ON CONFLICT DO NOTHING"), {"p": pid})
+            await conn.execute(
+                text(
+                    "INSERT INTO staff_projects SELECT id, :p FROM staff WHERE username LIKE 'bench_eng_%' "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"p": pid},
+            )
     async with engine.begin() as conn:
-        have_closed = (await conn.execute(text("SELECT count(*) FROM orders WHERE number LIKE 'BN-C-%'"))).scalar_one()
+        have_closed = (
+            await conn.execute(text("SELECT count(*) FROM orders WHERE number LIKE 'BN-C-%'"))
+        ).scalar_one()
         if have_closed < closed:
             await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            await conn.execute(text(SEED_ORDERS), {"tag": "C", "pids": pids, "engs": engs, "open": False,
-                                                   "n": closed})
+            await conn.execute(
+                text(SEED_ORDERS), {"tag": "C", "pids": pids, "engs": engs, "open": False, "n": closed}
+            )
     async with engine.begin() as conn:
-        have_open = (await conn.execute(text("SELECT count(*) FROM orders WHERE number LIKE :t"),
-                                        {"t": f"BN-{tag}-%"})).scalar_one()
+        have_open = (
+            await conn.execute(text("SELECT count(*) FROM orders WHERE number LIKE :t"), {"t": f"BN-{tag}-%"})
+        ).scalar_one()
         if have_open < open_orders:
-            await conn.execute(text(SEED_ORDERS), {"tag": tag, "pids": pids, "engs": engs, "open": True,
-                                                   "n": open_orders})
+            await conn.execute(
+                text(SEED_ORDERS), {"tag": tag, "pids": pids, "engs": engs, "open": True, "n": open_orders}
+            )
             await conn.execute(text(SEED_CLOCKS), {"tag": tag})
     async with engine.begin() as conn:
         await conn.execute(text("ANALYZE orders"))
         await conn.execute(text("ANALYZE order_clocks"))
-        n_open = (await conn.execute(text("SELECT count(*) FROM orders WHERE status NOT IN ('closed', 'cancelled')"))).scalar_one()
-        n_closed = (await conn.execute(text("SELECT count(*) FROM orders WHERE status = 'closed'"))).scalar_one()
+        n_open = (
+            await conn.execute(
+                text("SELECT count(*) FROM orders WHERE status NOT IN ('closed', 'cancelled')")
+            )
+        ).scalar_one()
+        n_closed = (
+            await conn.execute(text("SELECT count(*) FROM orders WHERE status = 'closed'"))
+        ).scalar_one()
     return {"open": n_open, "closed": n_closed, "projects": len(pids)}

@@ -43,7 +43,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await runtime.stop()
 
     app = Litestar(
-        route_handlers=[*routes.all_routes(), create_static_files_router(path="/static", directories=[ROOT / "static"])],
+        route_handlers=[
+            *routes.all_routes(),
+            create_static_files_router(path="/static", directories=[ROOT / "static"]),
+        ],
         middleware=[AuthMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment())),

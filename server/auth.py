@@ -72,7 +72,9 @@ class _Cached:
     touched: float = field(default_factory=time.monotonic)
 
 
-def _principal_from_staff(row: staff_db.StaffRow, via: str, session_id: str | None = None, csrf: str | None = None) -> Principal:
+def _principal_from_staff(
+    row: staff_db.StaffRow, via: str, session_id: str | None = None, csrf: str | None = None
+) -> Principal:
     return Principal(
         kind="staff",
         via=via,
@@ -199,7 +201,9 @@ class SessionStore:
         if found is None:
             return None
         kid, projects = found
-        principal = Principal(kind="kiosk", via="kiosk", name=f"kiosk#{kid}", project_ids=projects, kiosk_id=kid)
+        principal = Principal(
+            kind="kiosk", via="kiosk", name=f"kiosk#{kid}", project_ids=projects, kiosk_id=kid
+        )
         self._remember(self.kiosk_cache, h, principal)
         return principal
 
@@ -251,7 +255,11 @@ class AuthMiddleware:
                     principal = await store.from_session(sid)
         scope["user"] = principal  # type: ignore[typeddict-unknown-key]
         lang = _cookie(scope, LANG_COOKIE)
-        set_locale(normalize_locale(lang) if lang else (principal.locale if principal else rt.settings.default_locale))
+        set_locale(
+            normalize_locale(lang)
+            if lang
+            else (principal.locale if principal else rt.settings.default_locale)
+        )
 
         if (
             scope["type"] == "http"
@@ -299,6 +307,7 @@ async def _csrf_ok(scope: Scope, receive: Receive, expected: str | None) -> tupl
 
 
 # ---- guards -------------------------------------------------------------------------------
+
 
 def current(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     user = connection.scope.get("user")

@@ -33,12 +33,17 @@ def fail(message: str) -> None:
 
 # ---- checks -------------------------------------------------------------------------------
 
+
 def _require_urls() -> tuple[str, str]:
     s = get_settings()
     if not s.database_url:
-        raise OperatorError("DATABASE_URL is not set (use `make run`, which starts an embedded PostgreSQL, or set it)")
+        raise OperatorError(
+            "DATABASE_URL is not set (use `make run`, which starts an embedded PostgreSQL, or set it)"
+        )
     if not s.redis_url:
-        raise OperatorError("REDIS_URL is not set (use `make run`, which starts an embedded Redis, or set it)")
+        raise OperatorError(
+            "REDIS_URL is not set (use `make run`, which starts an embedded Redis, or set it)"
+        )
     return s.database_url, s.redis_url
 
 
@@ -85,7 +90,9 @@ async def _check_migrated(url: str) -> None:
     engine = make_engine(url)
     try:
         if not await is_current(engine):
-            raise OperatorError("the database schema is not current: run `baoxiu migrate` (or `make migrate`)")
+            raise OperatorError(
+                "the database schema is not current: run `baoxiu migrate` (or `make migrate`)"
+            )
     finally:
         await engine.dispose()
 
@@ -96,10 +103,13 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError:
-            raise OperatorError(f"port {port} on {host} is in use: stop what uses it or run with PORT=<another>") from None
+            raise OperatorError(
+                f"port {port} on {host} is in use: stop what uses it or run with PORT=<another>"
+            ) from None
 
 
 # ---- commands -----------------------------------------------------------------------------
+
 
 def cmd_migrate(_: argparse.Namespace) -> None:
     db, _r = _require_urls()
@@ -112,8 +122,22 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 def _serve_argv(host: str, port: int, workers: int) -> list[str]:
     granian = shutil.which("granian", path=str(Path(sys.executable).parent)) or "granian"
-    return [granian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--log-level", "warning", "--no-ws", "server.app:app_factory"]
+    return [
+        granian,
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-ws",
+        "server.app:app_factory",
+    ]
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -194,13 +218,21 @@ def cmd_user_create(args: argparse.Namespace) -> None:
         if await staff_db.by_username(conn, args.name.lower()):
             raise OperatorError(f"user {args.name!r} exists already")
         return await staff_db.create_staff(
-            conn, username=args.name.lower(), display_name=args.display or args.name, role=args.role,
-            password_hash=hash_password(password), project_ids=[pid], team_ids=team_ids,
+            conn,
+            username=args.name.lower(),
+            display_name=args.display or args.name,
+            role=args.role,
+            password_hash=hash_password(password),
+            project_ids=[pid],
+            team_ids=team_ids,
             pin_hash=hash_password(args.pin) if args.pin else None,
         )
 
     staff_id = asyncio.run(_with_conn(db, go))
-    print(f"created user {args.name} (id {staff_id}, role {args.role})" + ("" if args.password else f"; password: {password}"))
+    print(
+        f"created user {args.name} (id {staff_id}, role {args.role})"
+        + ("" if args.password else f"; password: {password}")
+    )
 
 
 def _random_password() -> str:
@@ -248,6 +280,7 @@ def cmd_kiosk_create(args: argparse.Namespace) -> None:
 
 
 # ---- embedded services and the supervisor -------------------------------------------------
+
 
 def _start_embedded(root: Path, database: str) -> Any:
     from server.devservices import EmbeddedServices, ServiceError
@@ -418,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", help="the arq worker: breach jobs, escalations, deliveries").set_defaults(func=cmd_worker)
+    sub.add_parser("worker", help="the arq worker: breach jobs, escalations, deliveries").set_defaults(
+        func=cmd_worker
+    )
     sub.add_parser("migrate", help="bring the schema to the newest version").set_defaults(func=cmd_migrate)
 
     demo = sub.add_parser("demo", help="reset and seed the demo project DEMO")

@@ -37,7 +37,28 @@ DEMO_STAFF: list[tuple[str, str, str, str | None, str | None]] = [
 ]
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+]
 
 Extension = Callable[[AsyncConnection, int, random.Random], Awaitable[None]]
 DEMO_EXTENSIONS: list[Extension] = []
@@ -51,7 +72,8 @@ async def _seed(conn: AsyncConnection) -> int:
     rnd = random.Random(20261124)
     pid = (
         await conn.execute(
-            text("INSERT INTO projects (code, name) VALUES (:c, :n) RETURNING id"), {"c": DEMO_CODE, "n": "阳光花园"}
+            text("INSERT INTO projects (code, name) VALUES (:c, :n) RETURNING id"),
+            {"c": DEMO_CODE, "n": "阳光花园"},
         )
     ).scalar_one()
     for b in range(1, 11):
@@ -67,33 +89,54 @@ async def _seed(conn: AsyncConnection) -> int:
                 for door in (1, 2):
                     name = rnd.choice(SURNAMES) + rnd.choice(GIVEN)
                     phone = "13" + "".join(rnd.choice("0123456789") for _ in range(9))
-                    rows.append({"b": bid, "u": str(unit), "n": f"{floor}{door:02d}", "on": name, "op": phone})
+                    rows.append(
+                        {"b": bid, "u": str(unit), "n": f"{floor}{door:02d}", "on": name, "op": phone}
+                    )
         await conn.execute(
-            text("INSERT INTO rooms (building_id, unit, number, owner_name, owner_phone) VALUES (:b, :u, :n, :on, :op)"),
+            text(
+                "INSERT INTO rooms (building_id, unit, number, owner_name, owner_phone) VALUES (:b, :u, :n, :on, :op)"
+            ),
             rows[:50],
         )
     for area in ("1号地库", "2号地库", "中心花园", "东门岗亭", "南门", "会所", "垃圾站", "泳池"):
-        await conn.execute(text("INSERT INTO public_areas (project_id, name) VALUES (:p, :n)"), {"p": pid, "n": area})
+        await conn.execute(
+            text("INSERT INTO public_areas (project_id, name) VALUES (:p, :n)"), {"p": pid, "n": area}
+        )
     teams: dict[str, int] = {}
-    for name, dept in (("水电班", "engineering"), ("土建班", "engineering"), ("秩序一队", "order"),
-                       ("保洁组", "cleaning"), ("绿化组", "greening")):
+    for name, dept in (
+        ("水电班", "engineering"),
+        ("土建班", "engineering"),
+        ("秩序一队", "order"),
+        ("保洁组", "cleaning"),
+        ("绿化组", "greening"),
+    ):
         teams[name] = (
             await conn.execute(
-                text("INSERT INTO teams (project_id, department_code, name) VALUES (:p, :d, :n) RETURNING id"),
+                text(
+                    "INSERT INTO teams (project_id, department_code, name) VALUES (:p, :d, :n) RETURNING id"
+                ),
                 {"p": pid, "d": dept, "n": name},
             )
         ).scalar_one()
     pw, pin = hash_password(DEMO_PASSWORD), hash_password(DEMO_PIN)
     for username, display, role, dept, team in DEMO_STAFF:
         sid = await staff_db.create_staff(
-            conn, username=username, display_name=display, role=role, password_hash=pw,
-            project_ids=[pid], team_ids=[teams[team]] if team else [], department_code=dept,
+            conn,
+            username=username,
+            display_name=display,
+            role=role,
+            password_hash=pw,
+            project_ids=[pid],
+            team_ids=[teams[team]] if team else [],
+            department_code=dept,
             phone="139" + f"{abs(hash(username)) % 10**8:08d}",
             pin_hash=pin if role in ("engineer", "handler") else None,
         )
         if username == "zhuguan":
-            await conn.execute(text("UPDATE teams SET lead_id = :s WHERE name IN ('水电班', '土建班') AND project_id = :p"),
-                               {"s": sid, "p": pid})
+            await conn.execute(
+                text("UPDATE teams SET lead_id = :s WHERE name IN ('水电班', '土建班') AND project_id = :p"),
+                {"s": sid, "p": pid},
+            )
     import server.features  # noqa: F401  (hooks: entrapment alerts and the like)
 
     for ext in DEMO_EXTENSIONS:

@@ -46,11 +46,19 @@ MATTERS = [
 async def _actor(conn: AsyncConnection, username: str) -> ActorInfo:
     row = await staff_db.by_username(conn, username)
     assert row is not None
-    return ActorInfo(staff_id=row.id, name=row.display_name, role=row.role,  # type: ignore[arg-type]
-                     project_ids=row.project_ids, team_ids=row.team_ids, department=row.department_code)
+    return ActorInfo(
+        staff_id=row.id,
+        name=row.display_name,
+        role=row.role,  # type: ignore[arg-type]
+        project_ids=row.project_ids,
+        team_ids=row.team_ids,
+        department=row.department_code,
+    )
 
 
-async def _step(conn: AsyncConnection, number: str, action: str, who: ActorInfo, at: datetime, **inputs: object) -> None:
+async def _step(
+    conn: AsyncConnection, number: str, action: str, who: ActorInfo, at: datetime, **inputs: object
+) -> None:
     row = await orders_db.get_by_number(conn, number)
     assert row is not None
     await orders_db.apply_action(conn, number, action, row["version"], who, inputs, at)
@@ -62,23 +70,56 @@ async def seed_orders(conn: AsyncConnection, project_id: int, rnd: random.Random
     jiankong = await _actor(conn, "jiankong")
     engineers = [await _actor(conn, u) for u in ("shifu1", "shifu2", "shifu3", "shifu4")]
     zhixu = await _actor(conn, "zhixu")
-    rooms = [r[0] for r in await conn.execute(text(
-        "SELECT b.code || '-' || r.unit || '-' || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id "
-        "WHERE b.project_id = :p ORDER BY r.id"), {"p": project_id})]
-    areas = [r[0] for r in await conn.execute(text("SELECT name FROM public_areas WHERE project_id = :p"), {"p": project_id})]
+    rooms = [
+        r[0]
+        for r in await conn.execute(
+            text(
+                "SELECT b.code || '-' || r.unit || '-' || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id "
+                "WHERE b.project_id = :p ORDER BY r.id"
+            ),
+            {"p": project_id},
+        )
+    ]
+    areas = [
+        r[0]
+        for r in await conn.execute(
+            text("SELECT name FROM public_areas WHERE project_id = :p"), {"p": project_id}
+        )
+    ]
 
-    async def register(minutes_ago: float, kind: str = "repair", public: bool = False, urgency: str = "normal",
-                       by: ActorInfo = kefu, item: tuple[str, str, str] | None = None) -> tuple[str, str, datetime]:
+    async def register(
+        minutes_ago: float,
+        kind: str = "repair",
+        public: bool = False,
+        urgency: str = "normal",
+        by: ActorInfo = kefu,
+        item: tuple[str, str, str] | None = None,
+    ) -> tuple[str, str, datetime]:
         at = now - timedelta(minutes=minutes_ago)
-        cat, summary, content = item or rnd.choice(MATTERS if kind == "matter" else (PUBLIC if public else REPAIRS))
+        cat, summary, content = item or rnd.choice(
+            MATTERS if kind == "matter" else (PUBLIC if public else REPAIRS)
+        )
         room = rnd.choice(rooms)
-        owner = (await conn.execute(text(
-            "SELECT owner_name, owner_phone FROM rooms r JOIN buildings b ON b.id = r.building_id "
-            "WHERE b.project_id = :p AND b.code || '-' || r.unit || '-' || r.number = :room"),
-            {"p": project_id, "room": room})).one()
-        raw = {"project": "DEMO", "kind": kind, "category": cat, "urgency": urgency, "summary": summary,
-               "content": content, "reporter_name": owner[0], "reporter_phone": owner[1],
-               "channel": rnd.choice(["phone", "phone", "visit", "online", "patrol"])}
+        owner = (
+            await conn.execute(
+                text(
+                    "SELECT owner_name, owner_phone FROM rooms r JOIN buildings b ON b.id = r.building_id "
+                    "WHERE b.project_id = :p AND b.code || '-' || r.unit || '-' || r.number = :room"
+                ),
+                {"p": project_id, "room": room},
+            )
+        ).one()
+        raw = {
+            "project": "DEMO",
+            "kind": kind,
+            "category": cat,
+            "urgency": urgency,
+            "summary": summary,
+            "content": content,
+            "reporter_name": owner[0],
+            "reporter_phone": owner[1],
+            "channel": rnd.choice(["phone", "phone", "visit", "online", "patrol"]),
+        }
         if public:
             raw.update({"area": "public", "public_area": rnd.choice(areas)})
         else:
@@ -93,7 +134,9 @@ async def seed_orders(conn: AsyncConnection, project_id: int, rnd: random.Random
     for i, ago in enumerate((4, 11, 14)):
         n, _code, at = await register(ago)
         await _step(conn, n, "grab", engineers[i % 2], at + timedelta(minutes=1))
-    n, _code, at = await register(6, urgency="emergency", item=("plumbing", "水管爆裂", "厨房进水管爆裂，水流不止"))
+    n, _code, at = await register(
+        6, urgency="emergency", item=("plumbing", "水管爆裂", "厨房进水管爆裂，水流不止")
+    )
     await _step(conn, n, "assign", kefu, at + timedelta(minutes=1), assignee_id=engineers[2].staff_id)
     # On site, working.
     for i, ago in enumerate((35, 70, 130)):
@@ -104,13 +147,27 @@ async def seed_orders(conn: AsyncConnection, project_id: int, rnd: random.Random
     n, code, at = await register(90)
     await _step(conn, n, "grab", engineers[3], at + timedelta(minutes=3))
     await _step(conn, n, "arrive", engineers[3], at + timedelta(minutes=14), code=code)
-    await _step(conn, n, "pause", engineers[3], at + timedelta(minutes=30), reason="parts",
-                promised_at=(now + timedelta(days=1)).isoformat())
+    await _step(
+        conn,
+        n,
+        "pause",
+        engineers[3],
+        at + timedelta(minutes=30),
+        reason="parts",
+        promised_at=(now + timedelta(days=1)).isoformat(),
+    )
     n, code, at = await register(200)
     await _step(conn, n, "grab", engineers[0], at + timedelta(minutes=3))
     await _step(conn, n, "arrive", engineers[0], at + timedelta(minutes=13), code=code)
-    await _step(conn, n, "unfinished", engineers[0], at + timedelta(minutes=60), reason="需更换整套洁具，业主自购",
-                next_at=(now + timedelta(days=2)).isoformat())
+    await _step(
+        conn,
+        n,
+        "unfinished",
+        engineers[0],
+        at + timedelta(minutes=60),
+        reason="需更换整套洁具，业主自购",
+        next_at=(now + timedelta(days=2)).isoformat(),
+    )
     # Done, awaiting the callback; closed with ratings; one reworked; one cancelled.
     closed = []
     for i, ago in enumerate((300, 600, 900, 1400, 1500, 2000)):
@@ -118,7 +175,9 @@ async def seed_orders(conn: AsyncConnection, project_id: int, rnd: random.Random
         who = engineers[i % 4]
         await _step(conn, n, "grab", who, at + timedelta(minutes=2))
         await _step(conn, n, "arrive", who, at + timedelta(minutes=11 + i), code=code)
-        await _step(conn, n, "finish", who, at + timedelta(minutes=50), result="已修复，业主确认", labour_yuan="20")
+        await _step(
+            conn, n, "finish", who, at + timedelta(minutes=50), result="已修复，业主确认", labour_yuan="20"
+        )
         if ago >= 900:
             rating = ("satisfied", "satisfied", "fairly", "unsatisfied")[i % 4]
             await _step(conn, n, "callback", kefu, at + timedelta(hours=3), method="phone", rating=rating)

@@ -134,8 +134,16 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             try:
                 self._run_as_owner(
-                    [_pg_bin("initdb"), "-D", str(self.pgdata), "-U", PG_USER, "--auth=trust",
-                     "--encoding=UTF8", "--locale=C.UTF-8"]
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(self.pgdata),
+                        "-U",
+                        PG_USER,
+                        "--auth=trust",
+                        "--encoding=UTF8",
+                        "--locale=C.UTF-8",
+                    ]
                 )
             except subprocess.CalledProcessError as e:
                 raise ServiceError(f"initdb failed: {e.stderr.strip().splitlines()[-1:]}") from e
@@ -144,9 +152,19 @@ class EmbeddedPostgres:
             log = self.pgdata / "server.log"
             try:
                 self._run_as_owner(
-                    [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(log),
-                     "-o", f"-h '' -k {self.socket_dir} -p {PG_PORT} -c max_connections=200",
-                     "start"],
+                    [
+                        _pg_bin("pg_ctl"),
+                        "-D",
+                        str(self.pgdata),
+                        "-w",
+                        "-t",
+                        "60",
+                        "-l",
+                        str(log),
+                        "-o",
+                        f"-h '' -k {self.socket_dir} -p {PG_PORT} -c max_connections=200",
+                        "start",
+                    ],
                     start_new_session=True,
                 )
             except subprocess.CalledProcessError as e:
@@ -157,8 +175,21 @@ class EmbeddedPostgres:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = self._run_as_owner(
-            [_pg_bin("psql"), "-h", str(self.socket_dir), "-p", str(PG_PORT), "-U", PG_USER, "-d", database,
-             "-v", "ON_ERROR_STOP=1", "-tAc", sql]
+            [
+                _pg_bin("psql"),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(PG_PORT),
+                "-U",
+                PG_USER,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ]
         )
         return out.stdout.strip()
 
@@ -170,7 +201,9 @@ class EmbeddedPostgres:
         if not self.started_here:
             return
         with contextlib.suppress(subprocess.CalledProcessError):
-            self._run_as_owner([_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop"])
+            self._run_as_owner(
+                [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop"]
+            )
         self.started_here = False
 
 
@@ -222,7 +255,9 @@ class EmbeddedValkey:
             return False
         try:
             pid = int(self.pidfile.read_text().strip())
-            port = int(next(line.split()[1] for line in conf.read_text().splitlines() if line.startswith("port ")))
+            port = int(
+                next(line.split()[1] for line in conf.read_text().splitlines() if line.startswith("port "))
+            )
         except (ValueError, OSError, StopIteration):
             return False
         if not _pid_alive(pid):

@@ -47,7 +47,9 @@ class Runtime:
         if self.settings.test_clock:
             self.notifier.subscribe("clock", clock.on_notify)
             async with self.engine.connect() as conn:
-                clock.set_offset(await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0)
+                clock.set_offset(
+                    await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0
+                )
         if self.board is not None:
             self.board.attach(self.notifier)
         await self.notifier.start()

@@ -38,10 +38,13 @@ def _derive_test_urls() -> tuple[str, str]:
 
     # Concurrent sessions (several developers' pytest runs) share one cluster: each names
     # its own BAOXIU_TEST_DB and BAOXIU_TEST_REDIS_DB; a cluster found running is left running.
-    _services = EmbeddedServices(ROOT / ".run" / "test", os.environ.get("BAOXIU_TEST_DB", "baoxiu_test"),
-                                 stop_adopted=False)
+    _services = EmbeddedServices(
+        ROOT / ".run" / "test", os.environ.get("BAOXIU_TEST_DB", "baoxiu_test"), stop_adopted=False
+    )
     env = _services.start()
-    redis = urlunsplit(urlsplit(env["REDIS_URL"])._replace(path="/" + os.environ.get("BAOXIU_TEST_REDIS_DB", "0")))
+    redis = urlunsplit(
+        urlsplit(env["REDIS_URL"])._replace(path="/" + os.environ.get("BAOXIU_TEST_REDIS_DB", "0"))
+    )
     return env["DATABASE_URL"], redis
 
 
@@ -102,12 +105,29 @@ async def _seed_outsider(db: str) -> None:
 
     engine = make_engine(db)
     async with engine.begin() as conn:
-        pid = (await conn.execute(text("INSERT INTO projects (code, name) VALUES ('OTHER', '别的小区') RETURNING id"))).scalar_one()
-        await conn.execute(text("INSERT INTO buildings (project_id, code, name) VALUES (:p, '1', '1栋')"), {"p": pid})
+        pid = (
+            await conn.execute(
+                text("INSERT INTO projects (code, name) VALUES ('OTHER', '别的小区') RETURNING id")
+            )
+        ).scalar_one()
+        await conn.execute(
+            text("INSERT INTO buildings (project_id, code, name) VALUES (:p, '1', '1栋')"), {"p": pid}
+        )
         pw = hash_password("demo1234")
-        for username, role in (("other_kefu", "dispatcher"), ("other_shifu", "engineer"), ("other_zhuguan", "supervisor")):
-            await staff_db.create_staff(conn, username=username, display_name=username, role=role,
-                                        password_hash=pw, project_ids=[pid], pin_hash=hash_password("1357"))
+        for username, role in (
+            ("other_kefu", "dispatcher"),
+            ("other_shifu", "engineer"),
+            ("other_zhuguan", "supervisor"),
+        ):
+            await staff_db.create_staff(
+                conn,
+                username=username,
+                display_name=username,
+                role=role,
+                password_hash=pw,
+                project_ids=[pid],
+                pin_hash=hash_password("1357"),
+            )
     await engine.dispose()
 
 
@@ -176,7 +196,9 @@ def login(client: httpx.AsyncClient) -> Any:
     """Log `client` in as a demo user; return the CSRF token of the new session."""
 
     async def do(username: str, password: str = "demo1234") -> str:
-        r = await client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+        r = await client.post(
+            "/login", data={"username": username, "password": password}, follow_redirects=False
+        )
         assert r.status_code == 303, r.text
         return await csrf_of(client)
 

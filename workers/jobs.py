@@ -36,7 +36,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = make_engine(settings.database_url, pool_size=5)
     if settings.test_clock:
         async with ctx["engine"].connect() as conn:
-            clock.set_offset(await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0)
+            clock.set_offset(
+                await conn.scalar(text("SELECT offset_seconds FROM app_clock WHERE id = 1")) or 0
+            )
         notifier = Notifier(settings.database_url, channels=("clock",))
         notifier.subscribe("clock", clock.on_notify)
         await notifier.start()
@@ -55,7 +57,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def check_order_deadline(ctx: dict[str, Any], order_id: int) -> int:
-    recorded = await breaches.record_due(ctx["engine"], clock.now(), recorded_by="scheduled", order_id=order_id)
+    recorded = await breaches.record_due(
+        ctx["engine"], clock.now(), recorded_by="scheduled", order_id=order_id
+    )
     if recorded:
         await _reschedule(ctx, order_id)
     return len(recorded)
@@ -68,14 +72,18 @@ async def _reschedule(ctx: dict[str, Any], order_id: int) -> None:
     async with ctx["engine"].connect() as conn:
         deadline = (
             await conn.execute(
-                text("SELECT min(deadline) FROM order_clocks WHERE order_id = :o AND state = 'running' "
-                     "AND breached_at IS NULL"),
+                text(
+                    "SELECT min(deadline) FROM order_clocks WHERE order_id = :o AND state = 'running' "
+                    "AND breached_at IS NULL"
+                ),
                 {"o": order_id},
             )
         ).scalar()
     if deadline is not None:
         await ctx["redis"].enqueue_job(
-            DEADLINE_JOB, order_id, _job_id=deadline_job_id(order_id, int(deadline.timestamp() * 1000)),
+            DEADLINE_JOB,
+            order_id,
+            _job_id=deadline_job_id(order_id, int(deadline.timestamp() * 1000)),
             _defer_until=deadline - clock.offset(),
         )
 

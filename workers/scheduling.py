@@ -37,7 +37,9 @@ async def schedule_deadline(rt: Runtime, order_id: int) -> str | None:
     async with rt.engine.connect() as conn:
         deadline = (
             await conn.execute(
-                text("SELECT next_deadline FROM orders WHERE id = :o AND status NOT IN ('closed', 'cancelled')"),
+                text(
+                    "SELECT next_deadline FROM orders WHERE id = :o AND status NOT IN ('closed', 'cancelled')"
+                ),
                 {"o": order_id},
             )
         ).scalar()

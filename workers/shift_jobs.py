@@ -41,7 +41,11 @@ async def shift_notices(ctx: dict[str, Any]) -> int:
     now = clock.now()
     sent = 0
     async with ctx["engine"].begin() as conn:
-        projects = (await conn.execute(text("SELECT id, code, tz, desk_opens, desk_closes FROM projects WHERE active"))).all()
+        projects = (
+            await conn.execute(
+                text("SELECT id, code, tz, desk_opens, desk_closes FROM projects WHERE active")
+            )
+        ).all()
         for pid, _code, tz, opens, closes in projects:
             local = now.astimezone(ZoneInfo(tz))
             for notice in due_notices(local, opens, closes):
@@ -60,10 +64,18 @@ async def shift_notices(ctx: dict[str, Any]) -> int:
                 for audience in ("supervisors", "dispatchers"):
                     for staff_id in await _audience(conn, audience, order):
                         if await outbox.enqueue(
-                            conn, dedupe_key=f"shift:{notice}:{pid}:{local.date()}:{staff_id}", topic="shift",
-                            channel="screen", project_id=pid, recipient_id=staff_id,
-                            payload={"list": notice, "count": len(rows), "numbers": [r["number"] for r in rows[:50]],
-                                     "link": "/shift"},
+                            conn,
+                            dedupe_key=f"shift:{notice}:{pid}:{local.date()}:{staff_id}",
+                            topic="shift",
+                            channel="screen",
+                            project_id=pid,
+                            recipient_id=staff_id,
+                            payload={
+                                "list": notice,
+                                "count": len(rows),
+                                "numbers": [r["number"] for r in rows[:50]],
+                                "link": "/shift",
+                            },
                         ):
                             sent += 1
     return sent

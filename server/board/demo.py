@@ -25,7 +25,17 @@ SCENE: list[tuple[str, str, str, str, int, int, str, str, str | None]] = [
     ("accepted", "network", "normal", "arrival", 15, 13, "会所", "前台电话无信号", "shifu2"),
     ("on_site", "elevator", "emergency", "completion", 480, 60, "3栋 2号电梯", "电梯门关不严", "shifu3"),
     ("on_site", "fire", "normal", "completion", 1440, 1500, "中心花园", "消火栓箱门损坏", "shifu4"),
-    ("paused", "plumbing", "normal", "completion", 1440, 300, "6栋-2单元-1101", "等待配件：马桶进水阀", "shifu1"),
+    (
+        "paused",
+        "plumbing",
+        "normal",
+        "completion",
+        1440,
+        300,
+        "6栋-2单元-1101",
+        "等待配件：马桶进水阀",
+        "shifu1",
+    ),
     ("callback", "greening", "low", "callback", 1440, 120, "南门", "草坪喷灌已修复，待回访", "shifu2"),
 ]
 
@@ -38,28 +48,61 @@ async def seed_board_demo(conn: AsyncConnection, project_id: int, rnd: random.Ra
         started = now - timedelta(minutes=elapsed)
         due = started + timedelta(minutes=budget)
         paused = status == "paused"
-        n = (await conn.execute(text(
-            "INSERT INTO order_counters (prefix, day, last) VALUES ('BX', :d, 1) "
-            "ON CONFLICT (prefix, day) DO UPDATE SET last = order_counters.last + 1 RETURNING last"), {"d": day})
+        n = (
+            await conn.execute(
+                text(
+                    "INSERT INTO order_counters (prefix, day, last) VALUES ('BX', :d, 1) "
+                    "ON CONFLICT (prefix, day) DO UPDATE SET last = order_counters.last + 1 RETURNING last"
+                ),
+                {"d": day},
+            )
         ).scalar_one()
-        oid = (await conn.execute(text(
-            "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, location, reporter_name, "
-            "reporter_phone, summary, channel, received_at, verification_code, assignee_id, next_deadline, next_clock) "
-            "VALUES (:num, :p, 'repair', :cat, :urg, :st, 'public', :loc, :rn, :rp, :sum, 'phone', :at, :code, :a, "
-            ":due, :kind) RETURNING id"),
-            {"num": f"BX-{day:%Y%m%d}-{n:04d}", "p": project_id, "cat": cat, "urg": urg, "st": status, "loc": loc,
-             "rn": rnd.choice("王李张刘陈杨黄赵吴周") + rnd.choice(["伟", "芳", "娜", "敏", "静"]),
-             "rp": "13" + "".join(rnd.choice("0123456789") for _ in range(9)), "sum": summary, "at": started,
-             "code": f"{rnd.randrange(10**6):06d}", "a": staff.get(who) if who else None,
-             "due": None if paused else due, "kind": None if paused else kind},
-        )).scalar_one()
-        await conn.execute(text(
-            "INSERT INTO order_clocks (order_id, kind, started_at, deadline, minutes, state, paused_at) "
-            "VALUES (:o, :k, :s, :d, :m, :state, :pa)"),
-            {"o": oid, "k": kind, "s": started, "d": due, "m": budget, "state": "paused" if paused else "running",
-             "pa": now if paused else None})
+        oid = (
+            await conn.execute(
+                text(
+                    "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, location, reporter_name, "
+                    "reporter_phone, summary, channel, received_at, verification_code, assignee_id, next_deadline, next_clock) "
+                    "VALUES (:num, :p, 'repair', :cat, :urg, :st, 'public', :loc, :rn, :rp, :sum, 'phone', :at, :code, :a, "
+                    ":due, :kind) RETURNING id"
+                ),
+                {
+                    "num": f"BX-{day:%Y%m%d}-{n:04d}",
+                    "p": project_id,
+                    "cat": cat,
+                    "urg": urg,
+                    "st": status,
+                    "loc": loc,
+                    "rn": rnd.choice("王李张刘陈杨黄赵吴周") + rnd.choice(["伟", "芳", "娜", "敏", "静"]),
+                    "rp": "13" + "".join(rnd.choice("0123456789") for _ in range(9)),
+                    "sum": summary,
+                    "at": started,
+                    "code": f"{rnd.randrange(10**6):06d}",
+                    "a": staff.get(who) if who else None,
+                    "due": None if paused else due,
+                    "kind": None if paused else kind,
+                },
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO order_clocks (order_id, kind, started_at, deadline, minutes, state, paused_at) "
+                "VALUES (:o, :k, :s, :d, :m, :state, :pa)"
+            ),
+            {
+                "o": oid,
+                "k": kind,
+                "s": started,
+                "d": due,
+                "m": budget,
+                "state": "paused" if paused else "running",
+                "pa": now if paused else None,
+            },
+        )
     if "shifu1" in staff and "shifu2" in staff:
-        await conn.execute(text(
-            "INSERT INTO oncall_shifts (project_id, kind, starts, ends, primary_id, backup_id, supervisor_id) VALUES "
-            "(:p, 'day', '09:00', '17:30', :a, :b, :s), (:p, 'night', '17:30', '09:00', :b, :a, :s)"),
-            {"p": project_id, "a": staff["shifu1"], "b": staff["shifu2"], "s": staff.get("zhuguan")})
+        await conn.execute(
+            text(
+                "INSERT INTO oncall_shifts (project_id, kind, starts, ends, primary_id, backup_id, supervisor_id) VALUES "
+                "(:p, 'day', '09:00', '17:30', :a, :b, :s), (:p, 'night', '17:30', '09:00', :b, :a, :s)"
+            ),
+            {"p": project_id, "a": staff["shifu1"], "b": staff["shifu2"], "s": staff.get("zhuguan")},
+        )

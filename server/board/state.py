@@ -113,7 +113,9 @@ class BoardState:
     # ---- render cache -----------------------------------------------------------------------
 
     async def fragment(
-        self, project_id: int, variant: Hashable,
+        self,
+        project_id: int,
+        variant: Hashable,
         render: Callable[[str], Awaitable[tuple[bytes, datetime | None]]],
     ) -> tuple[str, bytes]:
         """Return (version tag, body), rendering at most once per (project, version, variant).

@@ -37,10 +37,23 @@ DUE_SOON = timedelta(minutes=15)
 SERVER_COUNTDOWN_REFRESH = timedelta(seconds=60)
 
 ICONS = {
-    "electrical": "electrical", "plumbing": "plumbing", "building": "building", "elevator": "elevator",
-    "fire": "fire", "security_systems": "security", "security_check": "security", "hvac": "hvac",
-    "network": "network", "enquiry": "enquiry", "suggestion": "enquiry", "complaint": "complaint",
-    "loss": "loss", "admin_affair": "building", "help": "help", "cleaning": "cleaning", "greening": "greening",
+    "electrical": "electrical",
+    "plumbing": "plumbing",
+    "building": "building",
+    "elevator": "elevator",
+    "fire": "fire",
+    "security_systems": "security",
+    "security_check": "security",
+    "hvac": "hvac",
+    "network": "network",
+    "enquiry": "enquiry",
+    "suggestion": "enquiry",
+    "complaint": "complaint",
+    "loss": "loss",
+    "admin_affair": "building",
+    "help": "help",
+    "cleaning": "cleaning",
+    "greening": "greening",
 }
 
 
@@ -134,9 +147,14 @@ def _clock_of(row: Mapping[str, Any], tz: ZoneInfo, hours: BusinessHours | None)
     except ValueError:
         return None
     return clocks.Clock(
-        kind=kind, started_at=parse_ts(row["started_at"]), deadline=parse_ts(row["deadline"]),  # type: ignore[arg-type]
-        state=ClockState(row["clock_state"]), paused_at=parse_ts(row.get("paused_at")),
-        paused_seconds=int(row.get("paused_seconds") or 0), business_hours=bh, minutes=int(row.get("minutes") or 0),
+        kind=kind,
+        started_at=parse_ts(row["started_at"]),
+        deadline=parse_ts(row["deadline"]),  # type: ignore[arg-type]
+        state=ClockState(row["clock_state"]),
+        paused_at=parse_ts(row.get("paused_at")),
+        paused_seconds=int(row.get("paused_seconds") or 0),
+        business_hours=bh,
+        minutes=int(row.get("minutes") or 0),
         tz=tz,
     )
 
@@ -182,16 +200,22 @@ def _covers(starts: time, ends: time, t: time) -> bool:
     return t >= starts or t < ends  # crosses midnight (ends <= starts)
 
 
-def on_call(shifts: Iterable[Mapping[str, Any]], local_now: datetime) -> tuple[str | None, str | None, datetime]:
+def on_call(
+    shifts: Iterable[Mapping[str, Any]], local_now: datetime
+) -> tuple[str | None, str | None, datetime]:
     """Return (engineer, backup, next change) from the rota: the shift covering the time of day now.
 
     Kept simple: a weekend shift wins on Saturday and Sunday, holiday shifts are not told apart.
     """
-    rows = [dict(s, starts=time.fromisoformat(s["starts"]), ends=time.fromisoformat(s["ends"])) for s in shifts]
+    rows = [
+        dict(s, starts=time.fromisoformat(s["starts"]), ends=time.fromisoformat(s["ends"])) for s in shifts
+    ]
     t = local_now.time().replace(tzinfo=None)
     covering = [s for s in rows if _covers(s["starts"], s["ends"], t)]
     weekend = local_now.weekday() >= 5
-    covering.sort(key=lambda s: (s["kind"] != ("weekend" if weekend else ""), s["kind"] in ("weekend", "holiday")))
+    covering.sort(
+        key=lambda s: (s["kind"] != ("weekend" if weekend else ""), s["kind"] in ("weekend", "holiday"))
+    )
     chosen = covering[0] if covering else None
     # The answer can change at any shift boundary and at midnight (weekday → weekend).
     day = local_now.date()
@@ -217,8 +241,9 @@ def format_minutes(delta: timedelta, translate: Callable[..., str]) -> str:
     return translate(N_("%(n)s h"), n=f"{minutes / 60:.1f}".rstrip("0").rstrip("."))
 
 
-def build(data: BoardData, now: datetime, *, day_unit: str = "d",
-          translate: Callable[..., str] = _identity) -> BoardView:
+def build(
+    data: BoardData, now: datetime, *, day_unit: str = "d", translate: Callable[..., str] = _identity
+) -> BoardView:
     """Lay the board out as it looks at `now`."""
     tz = ZoneInfo(data.tz)
     try:
@@ -252,29 +277,59 @@ def build(data: BoardData, now: datetime, *, day_unit: str = "d",
                     due_soon += 1
                 else:
                     next_change = _earliest(next_change, clk.deadline - DUE_SOON)
-        by_stage[stage].append(Card(
-            id=row["id"], number=row["number"], kind=row["kind"], category=row["category"],
-            icon="entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
-            urgency=row["urgency"], status=row["status"], location=row["location"], summary=row["summary"],
-            customer=mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
-            assignee=row.get("assignee_name") or row.get("department_name") or "",
-            clock_kind=clk.kind.value if clk else None, band=band, deadline_ms=deadline_ms, countdown=countdown,
-            alerting=bool(row.get("alerting")),
-        ))
-    columns = [Column(key, translate(heading), by_stage[key][:MAX_CARDS_PER_COLUMN], len(by_stage[key]))
-               for key, heading, _s in STAGES]
+        by_stage[stage].append(
+            Card(
+                id=row["id"],
+                number=row["number"],
+                kind=row["kind"],
+                category=row["category"],
+                icon="entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
+                urgency=row["urgency"],
+                status=row["status"],
+                location=row["location"],
+                summary=row["summary"],
+                customer=mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
+                assignee=row.get("assignee_name") or row.get("department_name") or "",
+                clock_kind=clk.kind.value if clk else None,
+                band=band,
+                deadline_ms=deadline_ms,
+                countdown=countdown,
+                alerting=bool(row.get("alerting")),
+            )
+        )
+    columns = [
+        Column(key, translate(heading), by_stage[key][:MAX_CARDS_PER_COLUMN], len(by_stage[key]))
+        for key, heading, _s in STAGES
+    ]
     alerts = []
     for a in data.alerts:
         names, steps = paged_names(a.get("chain"), int(a.get("next_step_index") or 0))
-        alerts.append(AlertView(
-            id=a["id"], kind=a["kind"], title=a["title"], number=a.get("number"), location=a.get("location"),
-            paged=names, step=int(a.get("next_step_index") or 0), steps=steps, started_at=parse_ts(a.get("started_at")),
-            stuck=a.get("stuck_since") is not None,
-        ))
+        alerts.append(
+            AlertView(
+                id=a["id"],
+                kind=a["kind"],
+                title=a["title"],
+                number=a.get("number"),
+                location=a.get("location"),
+                paged=names,
+                step=int(a.get("next_step_index") or 0),
+                steps=steps,
+                started_at=parse_ts(a.get("started_at")),
+                stuck=a.get("stuck_since") is not None,
+            )
+        )
     engineer, backup, rota_change = on_call(data.shifts, now.astimezone(tz))
     next_change = _earliest(next_change, rota_change)
     return BoardView(
-        project_code=data.code, project_name=data.name, tz=data.tz, columns=columns, alerts=alerts,
-        open_count=sum(c.total for c in columns), breached_count=breached, due_soon_count=due_soon,
-        on_call=engineer, on_call_backup=backup, next_change=next_change,
+        project_code=data.code,
+        project_name=data.name,
+        tz=data.tz,
+        columns=columns,
+        alerts=alerts,
+        open_count=sum(c.total for c in columns),
+        breached_count=breached,
+        due_soon_count=due_soon,
+        on_call=engineer,
+        on_call_backup=backup,
+        next_change=next_change,
     )

@@ -21,19 +21,27 @@ class BreachRoute:
 
 
 ROUTES: dict[ClockKind, BreachRoute] = {
-    ClockKind.DISPATCH: BreachRoute(("supervisors",), None,
-                                    N_("%(number)s has waited unclaimed past its dispatch time")),
+    ClockKind.DISPATCH: BreachRoute(
+        ("supervisors",), None, N_("%(number)s has waited unclaimed past its dispatch time")
+    ),
     ClockKind.PROGRESS: BreachRoute(("team_lead",), None, N_("%(number)s has had no progress for 2 hours")),
-    ClockKind.ARRIVAL: BreachRoute(("dispatchers", "supervisors"), "apology_calls",
-                                   N_("%(number)s: the engineer has not arrived in time; call the customer")),
-    ClockKind.FIRST_CALLBACK: BreachRoute(("dispatchers",), "callback_checks",
-                                          N_("%(number)s: call the customer to check the engineer arrived")),
-    ClockKind.COMPLETION: BreachRoute(("supervisors", "managers"), None,
-                                      N_("%(number)s has not been completed in time")),
-    ClockKind.CALLBACK: BreachRoute(("dispatchers", "managers"), "callbacks",
-                                    N_("%(number)s is waiting for its callback past 24 hours")),
-    ClockKind.ACK: BreachRoute(("supervisors",), None, N_("%(number)s: nobody has acknowledged the alert"),
-                               opens_alert=True),
+    ClockKind.ARRIVAL: BreachRoute(
+        ("dispatchers", "supervisors"),
+        "apology_calls",
+        N_("%(number)s: the engineer has not arrived in time; call the customer"),
+    ),
+    ClockKind.FIRST_CALLBACK: BreachRoute(
+        ("dispatchers",), "callback_checks", N_("%(number)s: call the customer to check the engineer arrived")
+    ),
+    ClockKind.COMPLETION: BreachRoute(
+        ("supervisors", "managers"), None, N_("%(number)s has not been completed in time")
+    ),
+    ClockKind.CALLBACK: BreachRoute(
+        ("dispatchers", "managers"), "callbacks", N_("%(number)s is waiting for its callback past 24 hours")
+    ),
+    ClockKind.ACK: BreachRoute(
+        ("supervisors",), None, N_("%(number)s: nobody has acknowledged the alert"), opens_alert=True
+    ),
 }
 
 

@@ -70,7 +70,9 @@ def plan_for_registration(kind: Kind, status: Status, has_appointment: bool) -> 
     return ops
 
 
-def plan_for(action: str, from_status: Status, to_status: Status, kind: Kind, has_appointment: bool) -> list[ClockOp]:
+def plan_for(
+    action: str, from_status: Status, to_status: Status, kind: Kind, has_appointment: bool
+) -> list[ClockOp]:
     """Clock operations for one transition, in order."""
     ops: list[ClockOp] = []
     if to_status is Status.CANCELLED:
@@ -86,16 +88,23 @@ def plan_for(action: str, from_status: Status, to_status: Status, kind: Kind, ha
     if from_status in AWAITING_DISPATCH | {Status.UNFINISHED} and to_status in ACTIVE:
         ops += _dispatched(kind, has_appointment)
     elif from_status in ACTIVE and to_status in AWAITING_DISPATCH:  # transfer / return to pool
-        ops += [Stop(ClockKind.ARRIVAL, "cancelled"), Stop(ClockKind.FIRST_CALLBACK, "cancelled"),
-                Start(ClockKind.DISPATCH)]
+        ops += [
+            Stop(ClockKind.ARRIVAL, "cancelled"),
+            Stop(ClockKind.FIRST_CALLBACK, "cancelled"),
+            Start(ClockKind.DISPATCH),
+        ]
     if action == "arrive" or (to_status is Status.ON_SITE and from_status is not Status.PAUSED):
         ops += [Stop(ClockKind.ARRIVAL), Stop(ClockKind.FIRST_CALLBACK), Stop(ClockKind.ACK)]
     if action == "acknowledge":
         ops.append(Stop(ClockKind.ACK))
     if to_status in (Status.DONE, Status.CALLBACK):
-        ops += [Stop(ClockKind.COMPLETION), Stop(ClockKind.ARRIVAL, "cancelled"),
-                Stop(ClockKind.FIRST_CALLBACK, "cancelled"), Stop(ClockKind.ACK, "cancelled"),
-                Start(ClockKind.CALLBACK)]
+        ops += [
+            Stop(ClockKind.COMPLETION),
+            Stop(ClockKind.ARRIVAL, "cancelled"),
+            Stop(ClockKind.FIRST_CALLBACK, "cancelled"),
+            Stop(ClockKind.ACK, "cancelled"),
+            Start(ClockKind.CALLBACK),
+        ]
     if to_status is Status.CLOSED:
         ops += [Stop(ClockKind.CALLBACK), CancelAll()]
     if to_status is Status.UNFINISHED:

@@ -54,8 +54,12 @@ def validate_chain(steps: list[ChainStep]) -> None:
             raise DomainError("invalid", N_("Unknown value %(value)s"), field="steps", value=s.target[:30])
 
 
-def freeze_chain(chain: tuple[ChainStep, ...] | list[ChainStep], shift: RotaShift | None,
-                 supervisors: list[int], managers: list[int]) -> tuple[FrozenStep, ...]:
+def freeze_chain(
+    chain: tuple[ChainStep, ...] | list[ChainStep],
+    shift: RotaShift | None,
+    supervisors: list[int],
+    managers: list[int],
+) -> tuple[FrozenStep, ...]:
     """Resolve every target to staff ids now; the rota may change later, the alert does not."""
     out = []
     for step in chain:
@@ -90,7 +94,9 @@ def step_of(chain: tuple[FrozenStep, ...], index: int) -> FrozenStep:
     return chain[index % len(chain)]
 
 
-def due_steps(chain: tuple[FrozenStep, ...], started_at: datetime, last_fired_index: int, now: datetime) -> list[int]:
+def due_steps(
+    chain: tuple[FrozenStep, ...], started_at: datetime, last_fired_index: int, now: datetime
+) -> list[int]:
     """Indexes due by `now` that have not fired yet (last_fired_index = -1 before the first)."""
     out = []
     i = last_fired_index + 1
@@ -150,8 +156,13 @@ def dedupe_key(alert_id: int, step_index: int, recipient_id: int | str, channel:
     return f"alert:{alert_id}:{step_index}:{recipient_id}:{channel}"
 
 
-BACKOFF = (timedelta(seconds=5), timedelta(seconds=15), timedelta(seconds=45), timedelta(minutes=2),
-           timedelta(minutes=5))
+BACKOFF = (
+    timedelta(seconds=5),
+    timedelta(seconds=15),
+    timedelta(seconds=45),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+)
 
 
 def next_retry_at(attempt: int, now: datetime) -> datetime | None:

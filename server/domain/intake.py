@@ -125,9 +125,16 @@ def validate_intake(raw: Mapping[str, object], *, now: datetime, tz_name: str = 
     if not project:
         errors["project"] = (N_("This field is required"), {})
     kind = _enum(errors, raw, "kind", Kind)
-    category = _enum(errors, raw, "category", Category, default=Category.ELEVATOR if kind is Kind.ENTRAPMENT else None)
-    urgency = _enum(errors, raw, "urgency", Urgency,
-                    default=Urgency.EMERGENCY if kind is Kind.ENTRAPMENT else Urgency.NORMAL)
+    category = _enum(
+        errors, raw, "category", Category, default=Category.ELEVATOR if kind is Kind.ENTRAPMENT else None
+    )
+    urgency = _enum(
+        errors,
+        raw,
+        "urgency",
+        Urgency,
+        default=Urgency.EMERGENCY if kind is Kind.ENTRAPMENT else Urgency.NORMAL,
+    )
     channel = _enum(errors, raw, "channel", Channel, default=Channel.PHONE)
     if kind is Kind.ENTRAPMENT:
         urgency = Urgency.EMERGENCY
@@ -200,8 +207,20 @@ def validate_intake(raw: Mapping[str, object], *, now: datetime, tz_name: str = 
     assert isinstance(kind, Kind) and isinstance(category, Category)
     assert isinstance(urgency, Urgency) and isinstance(channel, Channel) and phone is not None
     return Intake(
-        project=project, kind=kind, category=category, urgency=urgency, area=area, room=room,
-        public_area=public_area, reporter_name=name, reporter_phone=phone, summary=summary, content=content,
-        channel=channel, appointment_at=appointment_at, catalog_item=_text(raw, "catalog_item") or None,
-        designated_engineer_id=designated, department=department_for(kind, category),
+        project=project,
+        kind=kind,
+        category=category,
+        urgency=urgency,
+        area=area,
+        room=room,
+        public_area=public_area,
+        reporter_name=name,
+        reporter_phone=phone,
+        summary=summary,
+        content=content,
+        channel=channel,
+        appointment_at=appointment_at,
+        catalog_item=_text(raw, "catalog_item") or None,
+        designated_engineer_id=designated,
+        department=department_for(kind, category),
     )

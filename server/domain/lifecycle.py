@@ -100,37 +100,98 @@ ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
         ActionSpec("pool", frozenset({Status.NEW}), DESK, kinds=frozenset({Kind.REPAIR})),
-        ActionSpec("assign", frozenset({Status.NEW, Status.POOLED, Status.UNFINISHED}), DESK, ("assignee_id",)),
-        ActionSpec("grab", frozenset({Status.POOLED}), frozenset({Role.ENGINEER}), kinds=frozenset({Kind.REPAIR})),
+        ActionSpec(
+            "assign", frozenset({Status.NEW, Status.POOLED, Status.UNFINISHED}), DESK, ("assignee_id",)
+        ),
+        ActionSpec(
+            "grab", frozenset({Status.POOLED}), frozenset({Role.ENGINEER}), kinds=frozenset({Kind.REPAIR})
+        ),
         ActionSpec("accept", frozenset({Status.ASSIGNED}), FIELD | {Role.SUPERVISOR}, person="assignee"),
-        ActionSpec("reassign", frozenset({Status.ASSIGNED, Status.ACCEPTED}), DESK, ("assignee_id", "reason")),
-        ActionSpec("transfer", frozenset({Status.NEW, Status.POOLED, Status.ASSIGNED, Status.ACCEPTED}),
-                   DESK | FIELD, ("reason",), person="assignee_or_desk"),
-        ActionSpec("return", frozenset({Status.ASSIGNED, Status.ACCEPTED}), frozenset({Role.ENGINEER}) | {Role.SUPERVISOR},
-                   ("reason",), person="assignee", kinds=frozenset({Kind.REPAIR})),
-        ActionSpec("arrive", frozenset({Status.ACCEPTED, Status.ASSIGNED}), FIELD | DESK, person="assignee_or_desk",
-                   kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT})),
-        ActionSpec("pause", frozenset({Status.ACCEPTED, Status.ON_SITE}), FIELD | {Role.SUPERVISOR},
-                   ("reason", "promised_at"), person="assignee"),
+        ActionSpec(
+            "reassign", frozenset({Status.ASSIGNED, Status.ACCEPTED}), DESK, ("assignee_id", "reason")
+        ),
+        ActionSpec(
+            "transfer",
+            frozenset({Status.NEW, Status.POOLED, Status.ASSIGNED, Status.ACCEPTED}),
+            DESK | FIELD,
+            ("reason",),
+            person="assignee_or_desk",
+        ),
+        ActionSpec(
+            "return",
+            frozenset({Status.ASSIGNED, Status.ACCEPTED}),
+            frozenset({Role.ENGINEER}) | {Role.SUPERVISOR},
+            ("reason",),
+            person="assignee",
+            kinds=frozenset({Kind.REPAIR}),
+        ),
+        ActionSpec(
+            "arrive",
+            frozenset({Status.ACCEPTED, Status.ASSIGNED}),
+            FIELD | DESK,
+            person="assignee_or_desk",
+            kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT}),
+        ),
+        ActionSpec(
+            "pause",
+            frozenset({Status.ACCEPTED, Status.ON_SITE}),
+            FIELD | {Role.SUPERVISOR},
+            ("reason", "promised_at"),
+            person="assignee",
+        ),
         ActionSpec("resume", frozenset({Status.PAUSED}), FIELD | {Role.SUPERVISOR}, person="assignee"),
-        ActionSpec("finish", frozenset({Status.ON_SITE}), frozenset({Role.ENGINEER, Role.SUPERVISOR}), ("result",),
-                   person="assignee", kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT})),
-        ActionSpec("unfinished", frozenset({Status.ON_SITE}), frozenset({Role.ENGINEER, Role.SUPERVISOR}),
-                   ("reason", "next_at"), person="assignee", kinds=frozenset({Kind.REPAIR})),
+        ActionSpec(
+            "finish",
+            frozenset({Status.ON_SITE}),
+            frozenset({Role.ENGINEER, Role.SUPERVISOR}),
+            ("result",),
+            person="assignee",
+            kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT}),
+        ),
+        ActionSpec(
+            "unfinished",
+            frozenset({Status.ON_SITE}),
+            frozenset({Role.ENGINEER, Role.SUPERVISOR}),
+            ("reason", "next_at"),
+            person="assignee",
+            kinds=frozenset({Kind.REPAIR}),
+        ),
         ActionSpec("reappoint", frozenset({Status.UNFINISHED}), DESK, ("appointment_at",)),
-        ActionSpec("handle", frozenset({Status.ACCEPTED, Status.ASSIGNED}), frozenset({Role.HANDLER, Role.SUPERVISOR}),
-                   ("result",), person="department", kinds=frozenset({Kind.MATTER})),
-        ActionSpec("record_agreement", frozenset({Status.ACCEPTED, Status.ON_SITE, Status.ASSIGNED}),
-                   DESK | {Role.ENGINEER}, ("agreed_yuan",), person="assignee_or_desk",
-                   kinds=frozenset({Kind.REPAIR})),
-        ActionSpec("callback", frozenset({Status.DONE, Status.CALLBACK}),
-                   frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.MONITOR}), ("method", "rating")),
-        ActionSpec("reopen", frozenset({Status.CLOSED}), frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER}),
-                   ("reason",)),
+        ActionSpec(
+            "handle",
+            frozenset({Status.ACCEPTED, Status.ASSIGNED}),
+            frozenset({Role.HANDLER, Role.SUPERVISOR}),
+            ("result",),
+            person="department",
+            kinds=frozenset({Kind.MATTER}),
+        ),
+        ActionSpec(
+            "record_agreement",
+            frozenset({Status.ACCEPTED, Status.ON_SITE, Status.ASSIGNED}),
+            DESK | {Role.ENGINEER},
+            ("agreed_yuan",),
+            person="assignee_or_desk",
+            kinds=frozenset({Kind.REPAIR}),
+        ),
+        ActionSpec(
+            "callback",
+            frozenset({Status.DONE, Status.CALLBACK}),
+            frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.MONITOR}),
+            ("method", "rating"),
+        ),
+        ActionSpec(
+            "reopen",
+            frozenset({Status.CLOSED}),
+            frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER}),
+            ("reason",),
+        ),
         ActionSpec("cancel", OPEN - {Status.DONE, Status.CALLBACK}, DESK, ("reason",)),
         ActionSpec("escalate", OPEN, DESK | {Role.MANAGER}, ("reason",)),
-        ActionSpec("mark_paid", frozenset({Status.DONE, Status.CALLBACK, Status.CLOSED}),
-                   frozenset({Role.FINANCE, Role.DISPATCHER})),
+        ActionSpec(
+            "mark_paid",
+            frozenset({Status.DONE, Status.CALLBACK, Status.CLOSED}),
+            frozenset({Role.FINANCE, Role.DISPATCHER}),
+        ),
     )
 }
 
@@ -197,14 +258,22 @@ def _check_person(spec: ActionSpec, order: OrderView, actor: Actor) -> None:
     elif spec.person == "department":
         if order.assignee_id == actor.id:
             return
-        if order.assignee_id is None and actor.department is not None and actor.department == order.department:
+        if (
+            order.assignee_id is None
+            and actor.department is not None
+            and actor.department == order.department
+        ):
             return
         raise DomainError("forbidden", N_("Only the department handling this matter may do this"))
 
 
 def _fee_inputs(inputs: Mapping[str, object]) -> tuple[int, int, dict[str, object] | None]:
     """Labour and one material line from the finish form (yuan strings → fen)."""
-    labour = parse_yuan(str(inputs["labour_yuan"]), field="labour_yuan") if inputs.get("labour_yuan") not in (None, "") else 0
+    labour = (
+        parse_yuan(str(inputs["labour_yuan"]), field="labour_yuan")
+        if inputs.get("labour_yuan") not in (None, "")
+        else 0
+    )
     material = None
     material_fen = 0
     name = str(inputs.get("material_name") or "").strip()
@@ -218,12 +287,19 @@ def _fee_inputs(inputs: Mapping[str, object]) -> tuple[int, int, dict[str, objec
         price = parse_yuan(str(inputs.get("material_price_yuan") or "0"), field="material_price_yuan")
         provided_by = str(inputs.get("material_provided_by") or "center")
         if provided_by not in ("center", "customer"):
-            raise DomainError("invalid", N_("Unknown value %(value)s"), field="material_provided_by", value=provided_by[:20])
+            raise DomainError(
+                "invalid", N_("Unknown value %(value)s"), field="material_provided_by", value=provided_by[:20]
+            )
         line_fen = int((qty * price).to_integral_value()) if provided_by == "center" else 0
         material_fen = line_fen
-        material = {"name": name[:100], "quantity": str(qty), "unit": str(inputs.get("material_unit") or "")[:10],
-                    "unit_price_fen": price, "provided_by": provided_by,
-                    "verified": None if provided_by == "center" else str(inputs.get("material_verified")) == "ok"}
+        material = {
+            "name": name[:100],
+            "quantity": str(qty),
+            "unit": str(inputs.get("material_unit") or "")[:10],
+            "unit_price_fen": price,
+            "provided_by": provided_by,
+            "verified": None if provided_by == "center" else str(inputs.get("material_verified")) == "ok",
+        }
     return labour, material_fen, material
 
 
@@ -255,7 +331,9 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
             try:
                 ch["department_code"] = Department(dept).value
             except ValueError:
-                raise DomainError("invalid", N_("Unknown value %(value)s"), field="department", value=dept[:30]) from None
+                raise DomainError(
+                    "invalid", N_("Unknown value %(value)s"), field="department", value=dept[:30]
+                ) from None
         if inputs.get("team_id") not in (None, ""):
             ch["team_id"] = _int(inputs, "team_id")
         if inputs.get("assignee_id") not in (None, ""):
@@ -299,8 +377,11 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         labour, material_fen, material = _fee_inputs(inputs)
         total = order.fee_total_fen + labour + material_fen
         if total > AGREEMENT_THRESHOLD_FEN and not (order.agreement_recorded and order.prepaid):
-            raise DomainError("invalid", N_("Fees over 500 yuan need the customer's recorded agreement and prepayment first"),
-                              field="labour_yuan")
+            raise DomainError(
+                "invalid",
+                N_("Fees over 500 yuan need the customer's recorded agreement and prepayment first"),
+                field="labour_yuan",
+            )
         ch.update({"labour_fen": labour, "material_fen": material_fen, "total_fen": total})
         if material:
             ev["material"] = material
@@ -323,7 +404,9 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
     elif a == "record_agreement":
         agreed = parse_yuan(str(inputs.get("agreed_yuan") or ""), field="agreed_yuan")
         prepaid = str(inputs.get("prepaid") or "").lower() in ("1", "true", "yes", "on")
-        ch.update({"agreement_recorded": True, "prepaid": prepaid, "total_fen": max(order.fee_total_fen, agreed)})
+        ch.update(
+            {"agreement_recorded": True, "prepaid": prepaid, "total_fen": max(order.fee_total_fen, agreed)}
+        )
         ev.update({"agreed_fen": agreed, "prepaid": prepaid})
     elif a == "callback":
         ch["callback_method"] = _choice(inputs, "method", tuple(m.value for m in CallbackMethod))
@@ -376,14 +459,22 @@ def allowed_actions(order: OrderView, actor: Actor) -> list[str]:
     """The steps this actor may take now (inputs aside), in table order: the buttons to show."""
     out = []
     for name, spec in ACTIONS.items():
-        if order.status not in spec.from_statuses or order.kind not in spec.kinds or not actor.roles & spec.roles:
+        if (
+            order.status not in spec.from_statuses
+            or order.kind not in spec.kinds
+            or not actor.roles & spec.roles
+        ):
             continue
         try:
             _check_person(spec, order, actor)
         except DomainError:
             continue
-        if name == "grab" and order.team_id is not None and order.team_id not in actor.team_ids \
-                and not _is_supervisor(actor):
+        if (
+            name == "grab"
+            and order.team_id is not None
+            and order.team_id not in actor.team_ids
+            and not _is_supervisor(actor)
+        ):
             continue
         if name == "mark_paid" and order.fee_total_fen == 0:
             continue

@@ -61,9 +61,11 @@ def on_call_at(shifts: list[RotaShift], at: datetime, tz: ZoneInfo) -> RotaShift
     local = at.astimezone(tz)
     for start_day in (local.date(), local.date() - timedelta(days=1)):  # a night started yesterday
         day_kind = _day_kind(start_day)
-        order = {"holiday": ("holiday", "weekend", "day", "night"),
-                 "weekend": ("weekend", "day", "night"),
-                 "workday": ("day", "night")}[day_kind]
+        order = {
+            "holiday": ("holiday", "weekend", "day", "night"),
+            "weekend": ("weekend", "day", "night"),
+            "workday": ("day", "night"),
+        }[day_kind]
         for kind in order:
             # A holiday or weekend shift replaces the ordinary ones of that date when it exists.
             candidates = [s for s in shifts if s.kind == kind]
@@ -77,8 +79,9 @@ def on_call_at(shifts: list[RotaShift], at: datetime, tz: ZoneInfo) -> RotaShift
     return None
 
 
-def find_gaps(shifts: list[RotaShift], tz: ZoneInfo, days: int = 7, start: date | None = None,
-              step_minutes: int = 15) -> list[tuple[datetime, datetime]]:
+def find_gaps(
+    shifts: list[RotaShift], tz: ZoneInfo, days: int = 7, start: date | None = None, step_minutes: int = 15
+) -> list[tuple[datetime, datetime]]:
     """Periods in the next `days` days with nobody on call (to flag when saving and on the board)."""
     start = start or datetime.now(tz).date()
     t = datetime.combine(start, time(0), tz)
@@ -98,8 +101,9 @@ def find_gaps(shifts: list[RotaShift], tz: ZoneInfo, days: int = 7, start: date 
     return gaps
 
 
-def validate_shift(kind: str, starts: time | None, ends: time | None, primary_id: int | None,
-                   backup_id: int | None) -> None:
+def validate_shift(
+    kind: str, starts: time | None, ends: time | None, primary_id: int | None, backup_id: int | None
+) -> None:
     if kind not in KINDS:
         raise DomainError("invalid", N_("Unknown value %(value)s"), field="kind", value=str(kind)[:20])
     if starts is None:

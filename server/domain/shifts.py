@@ -17,7 +17,13 @@ def shift_windows(now: datetime, tz: str, desk_opens: time, desk_closes: time) -
     day = local.date()
     midnight = datetime.combine(day, time(0), zone)
     if local >= datetime.combine(day, desk_closes, zone):
-        return {"midnight": midnight, "night_start": datetime.combine(day, desk_closes, zone),
-                "morning": datetime.combine(day + timedelta(days=1), desk_opens, zone)}
-    return {"midnight": midnight, "night_start": datetime.combine(day - timedelta(days=1), desk_closes, zone),
-            "morning": datetime.combine(day, desk_opens, zone)}
+        return {
+            "midnight": midnight,
+            "night_start": datetime.combine(day, desk_closes, zone),
+            "morning": datetime.combine(day + timedelta(days=1), desk_opens, zone),
+        }
+    return {
+        "midnight": midnight,
+        "night_start": datetime.combine(day - timedelta(days=1), desk_closes, zone),
+        "morning": datetime.combine(day, desk_opens, zone),
+    }

@@ -161,7 +161,9 @@ def frozen_steps(chain: Mapping[str, Any] | list[Any] | None) -> tuple[esc.Froze
         if not isinstance(s, Mapping):
             continue
         people = [r["id"] for r in s.get("recipients") or [] if isinstance(r, Mapping) and "id" in r]
-        out.append(esc.FrozenStep(str(s.get("target", "")), tuple(people), int(s.get("wait_after_minutes") or 1)))
+        out.append(
+            esc.FrozenStep(str(s.get("target", "")), tuple(people), int(s.get("wait_after_minutes") or 1))
+        )
     return tuple(out)
 
 

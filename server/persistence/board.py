@@ -48,8 +48,12 @@ async def load(conn: AsyncConnection, project_id: int) -> BoardData | None:
     if r is None:
         return None
     return BoardData(
-        project_id=r["id"], code=r["code"], name=r["name"], tz=r["tz"], business_hours=r["business_hours"],
-        cards=_json(r["cards"]) or [], alerts=_json(r["alerts"]) or [], shifts=_json(r["shifts"]) or [],
+        project_id=r["id"],
+        code=r["code"],
+        name=r["name"],
+        tz=r["tz"],
+        business_hours=r["business_hours"],
+        cards=_json(r["cards"]) or [],
+        alerts=_json(r["alerts"]) or [],
+        shifts=_json(r["shifts"]) or [],
     )
-
-

@@ -26,8 +26,12 @@ BREACH_HOOKS: list[Any] = []
 async def _audience(conn: AsyncConnection, audience: str, order: dict[str, Any]) -> list[int]:
     if audience == "team_lead":
         lead = (
-            await conn.execute(text("SELECT lead_id FROM teams WHERE id = :t"), {"t": order["team_id"]})
-        ).scalar() if order["team_id"] else None
+            (
+                await conn.execute(text("SELECT lead_id FROM teams WHERE id = :t"), {"t": order["team_id"]})
+            ).scalar()
+            if order["team_id"]
+            else None
+        )
         if lead:
             return [lead]
         audience = "supervisors"  # no team or no lead: the engineering supervisors
@@ -35,8 +39,10 @@ async def _audience(conn: AsyncConnection, audience: str, order: dict[str, Any])
     return [
         r[0]
         for r in await conn.execute(
-            text("SELECT s.id FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
-                 "WHERE sp.project_id = :p AND s.role = :r AND s.active ORDER BY s.id"),
+            text(
+                "SELECT s.id FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                "WHERE sp.project_id = :p AND s.role = :r AND s.active ORDER BY s.id"
+            ),
             {"p": order["project_id"], "r": role},
         )
     ]
@@ -48,8 +54,10 @@ async def record_due(
     """Claim and record every due breach in one transaction per batch; return what was recorded."""
     async with engine.begin() as conn:
         claimed = (
-            await conn.execute(sql("claim_due_clocks"), {"now": now, "order_id": order_id, "lim": limit})
-        ).mappings().all()
+            (await conn.execute(sql("claim_due_clocks"), {"now": now, "order_id": order_id, "lim": limit}))
+            .mappings()
+            .all()
+        )
         recorded = []
         for c in claimed:
             # One bad row must not stall the loop: a savepoint per breach.
@@ -59,16 +67,27 @@ async def record_due(
                 recorded.append(dict(c))
             except Exception:
                 log.exception("recording breach of clock %s failed; retried later", c["id"])
-                await conn.execute(text("UPDATE order_clocks SET breached_at = NULL WHERE id = :i"), {"i": c["id"]})
+                await conn.execute(
+                    text("UPDATE order_clocks SET breached_at = NULL WHERE id = :i"), {"i": c["id"]}
+                )
     return recorded
 
 
 async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, recorded_by: str) -> None:
     inserted = (
         await conn.execute(
-            text("INSERT INTO breaches (clock_id, order_id, clock_kind, deadline, recorded_at, recorded_by) "
-                 "VALUES (:c, :o, :k, :d, :now, :by) ON CONFLICT (clock_id) DO NOTHING RETURNING id"),
-            {"c": c["id"], "o": c["order_id"], "k": c["kind"], "d": c["deadline"], "now": now, "by": recorded_by},
+            text(
+                "INSERT INTO breaches (clock_id, order_id, clock_kind, deadline, recorded_at, recorded_by) "
+                "VALUES (:c, :o, :k, :d, :now, :by) ON CONFLICT (clock_id) DO NOTHING RETURNING id"
+            ),
+            {
+                "c": c["id"],
+                "o": c["order_id"],
+                "k": c["kind"],
+                "d": c["deadline"],
+                "now": now,
+                "by": recorded_by,
+            },
         )
     ).first()
     if inserted is None:
@@ -79,21 +98,41 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
                 text("SELECT id, number, project_id, team_id, status, location FROM orders WHERE id = :o"),
                 {"o": c["order_id"]},
             )
-        ).mappings().one()
+        )
+        .mappings()
+        .one()
     )
     kind = ClockKind(c["kind"])
     route = route_for(kind)
     overdue_s = int((now - c["deadline"]).total_seconds())
-    await add_event(conn, order["id"], now, SYSTEM, "breach", order["status"], order["status"], None,
-                    {"clock": kind.value, "deadline": c["deadline"].isoformat(), "overdue_seconds": overdue_s,
-                     "recorded_by": recorded_by})
+    await add_event(
+        conn,
+        order["id"],
+        now,
+        SYSTEM,
+        "breach",
+        order["status"],
+        order["status"],
+        None,
+        {
+            "clock": kind.value,
+            "deadline": c["deadline"].isoformat(),
+            "overdue_seconds": overdue_s,
+            "recorded_by": recorded_by,
+        },
+    )
     with use_locale("zh_CN"):
         message = gettext(route.message, number=order["number"], location=order["location"])
     for audience in route.audiences:
         for staff_id in await _audience(conn, audience, order):
             await outbox.enqueue(
-                conn, dedupe_key=f"breach:{c['id']}:{staff_id}", topic="breach", channel="screen",
-                project_id=order["project_id"], order_id=order["id"], recipient_id=staff_id,
+                conn,
+                dedupe_key=f"breach:{c['id']}:{staff_id}",
+                topic="breach",
+                channel="screen",
+                project_id=order["project_id"],
+                order_id=order["id"],
+                recipient_id=staff_id,
                 payload={"text": message, "clock": kind.value, "work_list": route.work_list},
             )
     await conn.execute(text("UPDATE orders SET updated_at = updated_at WHERE id = :o"), {"o": order["id"]})

@@ -33,20 +33,29 @@ class OrderClockContext:
 async def load_rules(conn: AsyncConnection, project_id: int) -> list[sla_policy.SlaRule]:
     """The project's live rules on top of the seeded defaults (a DB rule beats a default of equal rank)."""
     rows = (
-        await conn.execute(
-            text(
-                "SELECT id, project_id, kind, category, urgency, catalog_item_id, clock, minutes, business_hours, priority "
-                "FROM sla_rules WHERE active AND (project_id IS NULL OR project_id = :p)"
-            ),
-            {"p": project_id},
+        (
+            await conn.execute(
+                text(
+                    "SELECT id, project_id, kind, category, urgency, catalog_item_id, clock, minutes, business_hours, priority "
+                    "FROM sla_rules WHERE active AND (project_id IS NULL OR project_id = :p)"
+                ),
+                {"p": project_id},
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     db_rules = [
         sla_policy.SlaRule(
-            id=r["id"], project_id=r["project_id"], kind=Kind(r["kind"]) if r["kind"] else None,
+            id=r["id"],
+            project_id=r["project_id"],
+            kind=Kind(r["kind"]) if r["kind"] else None,
             category=Category(r["category"]) if r["category"] else None,
-            urgency=Urgency(r["urgency"]) if r["urgency"] else None, catalog_item_id=r["catalog_item_id"],
-            clock=ClockKind(r["clock"]), minutes=r["minutes"], business_hours=r["business_hours"],
+            urgency=Urgency(r["urgency"]) if r["urgency"] else None,
+            catalog_item_id=r["catalog_item_id"],
+            clock=ClockKind(r["clock"]),
+            minutes=r["minutes"],
+            business_hours=r["business_hours"],
             priority=r["priority"] + 1,  # stored rules outrank the built-in defaults of the same scope
         )
         for r in rows
@@ -62,7 +71,10 @@ def _deadline(ctx: OrderClockContext, rule: sla_policy.SlaRule, now: datetime) -
 
 
 async def apply_plan(
-    conn: AsyncConnection, ctx: OrderClockContext, ops: list[cp.ClockOp], now: datetime,
+    conn: AsyncConnection,
+    ctx: OrderClockContext,
+    ops: list[cp.ClockOp],
+    now: datetime,
     rules: list[sla_policy.SlaRule] | None = None,
 ) -> None:
     """Carry out clock operations for one order inside the caller's transaction."""
@@ -76,13 +88,21 @@ async def apply_plan(
             if ctx.catalog_item_id and ctx.catalog_minutes and op.kind is ClockKind.COMPLETION:
                 all_rules = [*rules, sla_policy.catalog_item_rule(ctx.catalog_item_id, ctx.catalog_minutes)]
             rule = sla_policy.resolve(
-                all_rules, project_id=ctx.project_id, kind=ctx.kind, category=ctx.category, urgency=ctx.urgency,
-                catalog_item_id=ctx.catalog_item_id, clock=op.kind,
+                all_rules,
+                project_id=ctx.project_id,
+                kind=ctx.kind,
+                category=ctx.category,
+                urgency=ctx.urgency,
+                catalog_item_id=ctx.catalog_item_id,
+                clock=op.kind,
             )
             if rule is None:
                 continue
             if op.at_appointment and ctx.appointment_at is not None and ctx.appointment_at > now:
-                deadline, minutes = ctx.appointment_at, max(1, int((ctx.appointment_at - now).total_seconds() // 60))
+                deadline, minutes = (
+                    ctx.appointment_at,
+                    max(1, int((ctx.appointment_at - now).total_seconds() // 60)),
+                )
             else:
                 deadline, minutes = _deadline(ctx, rule, now), rule.minutes
             await _start(conn, ctx.order_id, op.kind, now, deadline, minutes, rule)
@@ -99,8 +119,10 @@ async def apply_plan(
             )
         elif isinstance(op, cp.PauseAll):
             await conn.execute(
-                text("UPDATE order_clocks SET state = 'paused', paused_at = :now "
-                     "WHERE order_id = :o AND state = 'running' AND kind <> 'callback'"),
+                text(
+                    "UPDATE order_clocks SET state = 'paused', paused_at = :now "
+                    "WHERE order_id = :o AND state = 'running' AND kind <> 'callback'"
+                ),
                 {"o": ctx.order_id, "now": now},
             )
         elif isinstance(op, cp.ResumeAll):
@@ -117,15 +139,24 @@ async def apply_plan(
             )
         elif isinstance(op, cp.CancelAll):
             await conn.execute(
-                text("UPDATE order_clocks SET state = 'cancelled', ended_at = :now "
-                     "WHERE order_id = :o AND state IN ('running', 'paused')"),
+                text(
+                    "UPDATE order_clocks SET state = 'cancelled', ended_at = :now "
+                    "WHERE order_id = :o AND state IN ('running', 'paused')"
+                ),
                 {"o": ctx.order_id, "now": now},
             )
     await refresh_next_deadline(conn, ctx.order_id)
 
 
-async def _start(conn: AsyncConnection, order_id: int, kind: ClockKind, now: datetime, deadline: datetime,
-                 minutes: int, rule: sla_policy.SlaRule) -> None:
+async def _start(
+    conn: AsyncConnection,
+    order_id: int,
+    kind: ClockKind,
+    now: datetime,
+    deadline: datetime,
+    minutes: int,
+    rule: sla_policy.SlaRule,
+) -> None:
     # A clock that is still running is not restarted (e.g. completion across a reassignment).
     await conn.execute(
         text(
@@ -134,8 +165,15 @@ async def _start(conn: AsyncConnection, order_id: int, kind: ClockKind, now: dat
             "FROM order_clocks WHERE order_id = :o AND kind = :k "
             "HAVING NOT bool_or(coalesce(state IN ('running', 'paused'), false)) OR count(*) = 0"
         ),
-        {"o": order_id, "k": kind.value, "now": now, "d": deadline, "m": minutes, "bh": rule.business_hours,
-         "rid": rule.id if rule.id and rule.id > 0 else None},
+        {
+            "o": order_id,
+            "k": kind.value,
+            "now": now,
+            "d": deadline,
+            "m": minutes,
+            "bh": rule.business_hours,
+            "rid": rule.id if rule.id and rule.id > 0 else None,
+        },
     )
 
 
@@ -155,12 +193,18 @@ async def refresh_next_deadline(conn: AsyncConnection, order_id: int) -> None:
 
 async def clocks_of(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
     rows = (
-        await conn.execute(
-            text("SELECT kind, generation, started_at, deadline, state, paused_seconds, ended_at "
-                 "FROM order_clocks WHERE order_id = :o ORDER BY id"),
-            {"o": order_id},
+        (
+            await conn.execute(
+                text(
+                    "SELECT kind, generation, started_at, deadline, state, paused_seconds, ended_at "
+                    "FROM order_clocks WHERE order_id = :o ORDER BY id"
+                ),
+                {"o": order_id},
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 

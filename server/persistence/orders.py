@@ -40,8 +40,11 @@ class ActorInfo:
 
     def as_lifecycle_actor(self) -> lifecycle.Actor:
         return lifecycle.Actor(
-            id=self.staff_id or 0, name=self.name, roles=frozenset({self.role}) if self.role else frozenset(),
-            team_ids=self.team_ids, department=Department(self.department) if self.department else None,
+            id=self.staff_id or 0,
+            name=self.name,
+            roles=frozenset({self.role}) if self.role else frozenset(),
+            team_ids=self.team_ids,
+            department=Department(self.department) if self.department else None,
         )
 
 
@@ -80,30 +83,44 @@ async def next_number(conn: AsyncConnection, kind: Kind, day: date) -> str:
 
 async def _project(conn: AsyncConnection, code: str) -> Mapping[str, Any]:
     row = (
-        await conn.execute(
-            text("SELECT id, code, name, tz, dispatch_mode, business_hours FROM projects WHERE code = :c AND active"),
-            {"c": code},
+        (
+            await conn.execute(
+                text(
+                    "SELECT id, code, name, tz, dispatch_mode, business_hours FROM projects WHERE code = :c AND active"
+                ),
+                {"c": code},
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         raise ValidationErrors({"project": (N_("Unknown project %(value)s"), {"value": code[:20]})})
     return row
 
 
-async def _location(conn: AsyncConnection, project_id: int, intake: Intake) -> tuple[int | None, int | None, str]:
+async def _location(
+    conn: AsyncConnection, project_id: int, intake: Intake
+) -> tuple[int | None, int | None, str]:
     if intake.room is not None:
         b, u, n = intake.room
         row = (
-            await conn.execute(
-                text(
-                    "SELECT r.id, b.name AS building FROM rooms r JOIN buildings b ON b.id = r.building_id "
-                    "WHERE b.project_id = :p AND b.code = :b AND r.unit = :u AND r.number = :n"
-                ),
-                {"p": project_id, "b": b, "u": u, "n": n},
+            (
+                await conn.execute(
+                    text(
+                        "SELECT r.id, b.name AS building FROM rooms r JOIN buildings b ON b.id = r.building_id "
+                        "WHERE b.project_id = :p AND b.code = :b AND r.unit = :u AND r.number = :n"
+                    ),
+                    {"p": project_id, "b": b, "u": u, "n": n},
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
-            raise ValidationErrors({"room": (N_("No room %(room)s in this project"), {"room": f"{b}-{u}-{n}"})})
+            raise ValidationErrors(
+                {"room": (N_("No room %(room)s in this project"), {"room": f"{b}-{u}-{n}"})}
+            )
         return row["id"], None, f"{row['building']}-{u}单元-{n}"
     if intake.public_area:
         area_id = (
@@ -113,7 +130,9 @@ async def _location(conn: AsyncConnection, project_id: int, intake: Intake) -> t
             )
         ).scalar()
         if area_id is None:
-            raise ValidationErrors({"public_area": (N_("Unknown public area %(value)s"), {"value": intake.public_area})})
+            raise ValidationErrors(
+                {"public_area": (N_("Unknown public area %(value)s"), {"value": intake.public_area})}
+            )
         return None, area_id, intake.public_area
     return None, None, "电梯" if intake.kind is Kind.ENTRAPMENT else "—"
 
@@ -122,10 +141,15 @@ async def _catalog(conn: AsyncConnection, code: str | None) -> Mapping[str, Any]
     if not code:
         return None
     row = (
-        await conn.execute(
-            text("SELECT id, minutes, price_fen, category FROM catalog_items WHERE code = :c AND active"), {"c": code}
+        (
+            await conn.execute(
+                text("SELECT id, minutes, price_fen, category FROM catalog_items WHERE code = :c AND active"),
+                {"c": code},
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         raise ValidationErrors({"catalog_item": (N_("Unknown value %(value)s"), {"value": code[:40]})})
     return row
@@ -159,7 +183,9 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     item = await _catalog(conn, intake.catalog_item)
     assignee_id = None
     if intake.designated_engineer_id:
-        await _engineer_in_project(conn, intake.designated_engineer_id, project["id"], "designated_engineer_id")
+        await _engineer_in_project(
+            conn, intake.designated_engineer_id, project["id"], "designated_engineer_id"
+        )
         assignee_id = intake.designated_engineer_id
 
     if intake.kind is Kind.MATTER:
@@ -171,48 +197,98 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     else:
         status = Status.POOLED if project["dispatch_mode"] == "grab" else Status.NEW
 
-    if intake.kind is Kind.REPAIR and intake.urgency is not Urgency.EMERGENCY and intake.appointment_at is None \
-            and await _engineering_saturated(conn, project["id"], _project_day(now, project["tz"])):
+    if (
+        intake.kind is Kind.REPAIR
+        and intake.urgency is not Urgency.EMERGENCY
+        and intake.appointment_at is None
+        and await _engineering_saturated(conn, project["id"], _project_day(now, project["tz"]))
+    ):
         slots = ", ".join(s.strftime("%m-%d %H:%M") for s in later_slots(now, project["tz"]))
-        raise ValidationErrors({"appointment_at": (
-            N_("The engineers are fully booked today; offer the customer a later slot: %(slots)s"), {"slots": slots})})
+        raise ValidationErrors(
+            {
+                "appointment_at": (
+                    N_("The engineers are fully booked today; offer the customer a later slot: %(slots)s"),
+                    {"slots": slots},
+                )
+            }
+        )
 
     code = verification_code(6)
     number = await next_number(conn, intake.kind, _project_day(now, project["tz"]))
     price = item["price_fen"] if item else 0
     row = (
-        await conn.execute(
-            text(
-                "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, room_id, public_area_id, "
-                "location, reporter_name, reporter_phone, summary, content, channel, appointment_at, catalog_item_id, "
-                "designated_engineer_id, department_code, assignee_id, received_by, received_at, dispatched_at, "
-                "verification_code, catalog_fee_fen, total_fen) VALUES (:number, :p, :kind, :cat, :urg, :status, :area, "
-                ":room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, :designated, :dept, "
-                ":assignee, :by, :now, :dispatched, :code, :price, :price) RETURNING id, version"
-            ),
-            {
-                "number": number, "p": project["id"], "kind": intake.kind.value, "cat": intake.category.value,
-                "urg": intake.urgency.value, "status": status.value, "area": intake.area, "room": room_id,
-                "parea": area_id, "loc": location, "rname": intake.reporter_name, "rphone": intake.reporter_phone,
-                "summary": intake.summary, "content": intake.content, "channel": intake.channel.value,
-                "appt": intake.appointment_at, "item": item["id"] if item else None,
-                "designated": intake.designated_engineer_id, "dept": intake.department.value, "assignee": assignee_id,
-                "by": actor.staff_id, "now": now, "dispatched": now if status is Status.ASSIGNED else None,
-                "code": code, "price": price,
-            },
+        (
+            await conn.execute(
+                text(
+                    "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, room_id, public_area_id, "
+                    "location, reporter_name, reporter_phone, summary, content, channel, appointment_at, catalog_item_id, "
+                    "designated_engineer_id, department_code, assignee_id, received_by, received_at, dispatched_at, "
+                    "verification_code, catalog_fee_fen, total_fen) VALUES (:number, :p, :kind, :cat, :urg, :status, :area, "
+                    ":room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, :designated, :dept, "
+                    ":assignee, :by, :now, :dispatched, :code, :price, :price) RETURNING id, version"
+                ),
+                {
+                    "number": number,
+                    "p": project["id"],
+                    "kind": intake.kind.value,
+                    "cat": intake.category.value,
+                    "urg": intake.urgency.value,
+                    "status": status.value,
+                    "area": intake.area,
+                    "room": room_id,
+                    "parea": area_id,
+                    "loc": location,
+                    "rname": intake.reporter_name,
+                    "rphone": intake.reporter_phone,
+                    "summary": intake.summary,
+                    "content": intake.content,
+                    "channel": intake.channel.value,
+                    "appt": intake.appointment_at,
+                    "item": item["id"] if item else None,
+                    "designated": intake.designated_engineer_id,
+                    "dept": intake.department.value,
+                    "assignee": assignee_id,
+                    "by": actor.staff_id,
+                    "now": now,
+                    "dispatched": now if status is Status.ASSIGNED else None,
+                    "code": code,
+                    "price": price,
+                },
+            )
         )
-    ).mappings().one()
+        .mappings()
+        .one()
+    )
     order_id = row["id"]
-    await add_event(conn, order_id, now, actor, "register", None, status.value, None,
-                    {"channel": intake.channel.value, "kind": intake.kind.value, "urgency": intake.urgency.value})
+    await add_event(
+        conn,
+        order_id,
+        now,
+        actor,
+        "register",
+        None,
+        status.value,
+        None,
+        {"channel": intake.channel.value, "kind": intake.kind.value, "urgency": intake.urgency.value},
+    )
     ctx = await clock_context(conn, order_id)
     await clocks_db.apply_plan(
-        conn, ctx, clock_plan.plan_for_registration(intake.kind, status, intake.appointment_at is not None), now
+        conn,
+        ctx,
+        clock_plan.plan_for_registration(intake.kind, status, intake.appointment_at is not None),
+        now,
     )
     await outbox.enqueue(
-        conn, dedupe_key=f"sms:code:{order_id}", topic="sms", channel="sms", project_id=project["id"], order_id=order_id,
-        payload={"phone": intake.reporter_phone,
-                 "text": f"【{project['name']}】您的报修单 {number} 已受理，师傅上门时请出示验证码 {code}。"},
+        conn,
+        dedupe_key=f"sms:code:{order_id}",
+        topic="sms",
+        channel="sms",
+        project_id=project["id"],
+        order_id=order_id,
+        payload={
+            "phone": intake.reporter_phone,
+            "text": f"【{project['name']}】您的报修单 {number} 已受理，师傅上门时请出示验证码 {code}。",
+        },
     )
     reg = Registered(order_id, number, status.value, row["version"], code, project["id"], intake.kind.value)
     for hook in REGISTRATION_HOOKS:
@@ -222,9 +298,15 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
 
 async def _engineering_saturated(conn: AsyncConnection, project_id: int, day: date) -> bool:
     """工作量已饱和: every engineering team of the project was marked saturated for today."""
-    row = (await conn.execute(text(
-        "SELECT count(*), count(*) FILTER (WHERE saturated_on = :d) FROM teams "
-        "WHERE project_id = :p AND department_code = 'engineering'"), {"p": project_id, "d": day})).one()
+    row = (
+        await conn.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE saturated_on = :d) FROM teams "
+                "WHERE project_id = :p AND department_code = 'engineering'"
+            ),
+            {"p": project_id, "d": day},
+        )
+    ).one()
     return row[0] > 0 and row[0] == row[1]
 
 
@@ -238,34 +320,62 @@ def later_slots(now: datetime, tz: str) -> list[datetime]:
     return [datetime.combine(day, time(9), ZoneInfo(tz)), datetime.combine(day, time(14), ZoneInfo(tz))]
 
 
-async def add_event(conn: AsyncConnection, order_id: int, now: datetime, actor: ActorInfo, action: str,
-                    from_status: str | None, to_status: str | None, reason: str | None,
-                    inputs: Mapping[str, Any] | None = None) -> None:
+async def add_event(
+    conn: AsyncConnection,
+    order_id: int,
+    now: datetime,
+    actor: ActorInfo,
+    action: str,
+    from_status: str | None,
+    to_status: str | None,
+    reason: str | None,
+    inputs: Mapping[str, Any] | None = None,
+) -> None:
     await conn.execute(
         text(
             "INSERT INTO order_events (order_id, at, actor_id, actor_label, action, from_status, to_status, reason, inputs) "
             "VALUES (:o, :at, :a, :label, :action, :f, :t, :r, CAST(:i AS jsonb))"
         ),
-        {"o": order_id, "at": now, "a": actor.staff_id, "label": actor.name, "action": action, "f": from_status,
-         "t": to_status, "r": reason, "i": json.dumps(dict(inputs or {}), ensure_ascii=False, default=str)},
+        {
+            "o": order_id,
+            "at": now,
+            "a": actor.staff_id,
+            "label": actor.name,
+            "action": action,
+            "f": from_status,
+            "t": to_status,
+            "r": reason,
+            "i": json.dumps(dict(inputs or {}), ensure_ascii=False, default=str),
+        },
     )
 
 
 async def clock_context(conn: AsyncConnection, order_id: int) -> clocks_db.OrderClockContext:
     r = (
-        await conn.execute(
-            text(
-                "SELECT o.id, o.project_id, p.tz, p.business_hours, o.kind, o.category, o.urgency, o.catalog_item_id, "
-                "c.minutes AS catalog_minutes, o.appointment_at FROM orders o JOIN projects p ON p.id = o.project_id "
-                "LEFT JOIN catalog_items c ON c.id = o.catalog_item_id WHERE o.id = :o"
-            ),
-            {"o": order_id},
+        (
+            await conn.execute(
+                text(
+                    "SELECT o.id, o.project_id, p.tz, p.business_hours, o.kind, o.category, o.urgency, o.catalog_item_id, "
+                    "c.minutes AS catalog_minutes, o.appointment_at FROM orders o JOIN projects p ON p.id = o.project_id "
+                    "LEFT JOIN catalog_items c ON c.id = o.catalog_item_id WHERE o.id = :o"
+                ),
+                {"o": order_id},
+            )
         )
-    ).mappings().one()
+        .mappings()
+        .one()
+    )
     return clocks_db.OrderClockContext(
-        order_id=r["id"], project_id=r["project_id"], tz=r["tz"], business_hours=r["business_hours"],
-        kind=Kind(r["kind"]), category=Category(r["category"]), urgency=Urgency(r["urgency"]),
-        catalog_item_id=r["catalog_item_id"], catalog_minutes=r["catalog_minutes"], appointment_at=r["appointment_at"],
+        order_id=r["id"],
+        project_id=r["project_id"],
+        tz=r["tz"],
+        business_hours=r["business_hours"],
+        kind=Kind(r["kind"]),
+        category=Category(r["category"]),
+        urgency=Urgency(r["urgency"]),
+        catalog_item_id=r["catalog_item_id"],
+        catalog_minutes=r["catalog_minutes"],
+        appointment_at=r["appointment_at"],
     )
 
 
@@ -289,40 +399,86 @@ async def get_by_number(conn: AsyncConnection, number: str) -> dict[str, Any] | 
 
 async def history(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
     rows = (
-        await conn.execute(
-            text("SELECT id, at, actor_id, actor_label, action, from_status, to_status, reason, inputs "
-                 "FROM order_events WHERE order_id = :o ORDER BY id"),
-            {"o": order_id},
+        (
+            await conn.execute(
+                text(
+                    "SELECT id, at, actor_id, actor_label, action, from_status, to_status, reason, inputs "
+                    "FROM order_events WHERE order_id = :o ORDER BY id"
+                ),
+                {"o": order_id},
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
 def order_view(row: Mapping[str, Any]) -> lifecycle.OrderView:
     return lifecycle.OrderView(
-        status=Status(row["status"]), kind=Kind(row["kind"]), version=row["version"], assignee_id=row["assignee_id"],
-        team_id=row["team_id"], department=Department(row["department_code"]) if row["department_code"] else None,
+        status=Status(row["status"]),
+        kind=Kind(row["kind"]),
+        version=row["version"],
+        assignee_id=row["assignee_id"],
+        team_id=row["team_id"],
+        department=Department(row["department_code"]) if row["department_code"] else None,
         verification_code=row["verification_code"],
         paused_from=Status(row["paused_from"]) if row["paused_from"] else None,
-        designated_engineer_id=row["designated_engineer_id"], fee_total_fen=row["total_fen"],
-        agreement_recorded=row["agreement_recorded"], prepaid=row["prepaid"], reopen_count=row["reopen_count"],
+        designated_engineer_id=row["designated_engineer_id"],
+        fee_total_fen=row["total_fen"],
+        agreement_recorded=row["agreement_recorded"],
+        prepaid=row["prepaid"],
+        reopen_count=row["reopen_count"],
         assignee_name=row.get("assignee_name"),
     )
 
 
 # Columns a transition may set (anything else in `changes` is a programming error).
-SETTABLE = frozenset({
-    "assignee_id", "team_id", "department_code", "paused_from", "pause_reason", "promised_at", "result",
-    "unfinished_reason", "next_at", "appointment_at", "callback_method", "callback_rating", "callback_comment",
-    "callback_by", "callback_at", "reopen_count", "dispatched_at", "accepted_at", "arrived_at", "finished_at",
-    "closed_at", "cancelled_at", "labour_fen", "material_fen", "total_fen", "agreement_recorded", "prepaid", "paid",
-    "man_hours", "supplier_id", "urgency",
-})
+SETTABLE = frozenset(
+    {
+        "assignee_id",
+        "team_id",
+        "department_code",
+        "paused_from",
+        "pause_reason",
+        "promised_at",
+        "result",
+        "unfinished_reason",
+        "next_at",
+        "appointment_at",
+        "callback_method",
+        "callback_rating",
+        "callback_comment",
+        "callback_by",
+        "callback_at",
+        "reopen_count",
+        "dispatched_at",
+        "accepted_at",
+        "arrived_at",
+        "finished_at",
+        "closed_at",
+        "cancelled_at",
+        "labour_fen",
+        "material_fen",
+        "total_fen",
+        "agreement_recorded",
+        "prepaid",
+        "paid",
+        "man_hours",
+        "supplier_id",
+        "urgency",
+    }
+)
 
 
 async def apply_action(
-    conn: AsyncConnection, number: str, action: str, seen_version: int, actor: ActorInfo,
-    inputs: Mapping[str, Any], now: datetime,
+    conn: AsyncConnection,
+    number: str,
+    action: str,
+    seen_version: int,
+    actor: ActorInfo,
+    inputs: Mapping[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
     """Apply one lifecycle step; raise DomainError (403/404/409/422) with nothing written."""
     row = await get_by_number(conn, number)
@@ -353,11 +509,25 @@ async def apply_action(
         fresh = await get_by_number(conn, number)
         raise _conflict(fresh or row, action)
     reason = inputs.get("reason") if isinstance(inputs.get("reason"), str) else None
-    await add_event(conn, row["id"], now, actor, action, transition.from_status.value, transition.to_status.value,
-                    reason, transition.event_inputs)
+    await add_event(
+        conn,
+        row["id"],
+        now,
+        actor,
+        action,
+        transition.from_status.value,
+        transition.to_status.value,
+        reason,
+        transition.event_inputs,
+    )
     ctx = await clock_context(conn, row["id"])
-    ops = clock_plan.plan_for(action, transition.from_status, transition.to_status, Kind(row["kind"]),
-                              (changes.get("appointment_at") or row["appointment_at"]) is not None)
+    ops = clock_plan.plan_for(
+        action,
+        transition.from_status,
+        transition.to_status,
+        Kind(row["kind"]),
+        (changes.get("appointment_at") or row["appointment_at"]) is not None,
+    )
     await clocks_db.apply_plan(conn, ctx, ops, now)
     for hook in TRANSITION_HOOKS:
         await hook(conn, row, transition, actor, now)
@@ -367,10 +537,16 @@ async def apply_action(
     return result
 
 
-def _stamp(changes: dict[str, Any], t: lifecycle.Transition, now: datetime, actor: ActorInfo) -> dict[str, Any]:
+def _stamp(
+    changes: dict[str, Any], t: lifecycle.Transition, now: datetime, actor: ActorInfo
+) -> dict[str, Any]:
     """Timestamps of the paper form (接单/到场/完工/回访 times) follow from the step."""
     to = t.to_status
-    if to in (Status.ASSIGNED, Status.ACCEPTED) and t.from_status in (Status.NEW, Status.POOLED, Status.UNFINISHED):
+    if to in (Status.ASSIGNED, Status.ACCEPTED) and t.from_status in (
+        Status.NEW,
+        Status.POOLED,
+        Status.UNFINISHED,
+    ):
         changes.setdefault("dispatched_at", now)
     if to is Status.ACCEPTED:
         changes.setdefault("accepted_at", now)
@@ -393,25 +569,44 @@ def _conflict(row: Mapping[str, Any], action: str) -> DomainError:
         return DomainError("conflict", N_("Already grabbed by %(engineer)s"), engineer=row["assignee_name"])
     from server.labels import label
 
-    return DomainError("conflict", N_("This order has just changed (now: %(status)s); reload and try again"),
-                       status=label(row["status"]))
+    return DomainError(
+        "conflict",
+        N_("This order has just changed (now: %(status)s); reload and try again"),
+        status=label(row["status"]),
+    )
 
 
-async def _effects(conn: AsyncConnection, row: Mapping[str, Any], t: lifecycle.Transition, actor: ActorInfo,
-                   now: datetime) -> None:
+async def _effects(
+    conn: AsyncConnection, row: Mapping[str, Any], t: lifecycle.Transition, actor: ActorInfo, now: datetime
+) -> None:
     if lifecycle.Effect.SAVE_MATERIALS in t.effects and isinstance(t.event_inputs.get("material"), dict):
         m = t.event_inputs["material"]
         await conn.execute(
-            text("INSERT INTO order_materials (order_id, name, quantity, unit, unit_price_fen, provided_by, verified, "
-                 "created_at) VALUES (:o, :n, CAST(:q AS numeric), :u, :p, :by, :v, :now)"),
-            {"o": row["id"], "n": m["name"], "q": m["quantity"], "u": m["unit"], "p": m["unit_price_fen"],
-             "by": m["provided_by"], "v": m["verified"], "now": now},
+            text(
+                "INSERT INTO order_materials (order_id, name, quantity, unit, unit_price_fen, provided_by, verified, "
+                "created_at) VALUES (:o, :n, CAST(:q AS numeric), :u, :p, :by, :v, :now)"
+            ),
+            {
+                "o": row["id"],
+                "n": m["name"],
+                "q": m["quantity"],
+                "u": m["unit"],
+                "p": m["unit_price_fen"],
+                "by": m["provided_by"],
+                "v": m["verified"],
+                "now": now,
+            },
         )
     if lifecycle.Effect.NOTIFY_SUPERVISOR in t.effects:
         for sup in await supervisors_of(conn, row["project_id"]):
             await outbox.enqueue(
-                conn, dedupe_key=f"unsatisfied:{row['id']}:{row['version']}:{sup}", topic="notify", channel="screen",
-                project_id=row["project_id"], order_id=row["id"], recipient_id=sup,
+                conn,
+                dedupe_key=f"unsatisfied:{row['id']}:{row['version']}:{sup}",
+                topic="notify",
+                channel="screen",
+                project_id=row["project_id"],
+                order_id=row["id"],
+                recipient_id=sup,
                 payload={"text": f"{row['number']} 回访不满意，请跟进", "action": t.action},
             )
 
@@ -420,16 +615,25 @@ async def supervisors_of(conn: AsyncConnection, project_id: int) -> list[int]:
     return [
         r[0]
         for r in await conn.execute(
-            text("SELECT s.id FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
-                 "WHERE sp.project_id = :p AND s.role = 'supervisor' AND s.active ORDER BY s.id"),
+            text(
+                "SELECT s.id FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                "WHERE sp.project_id = :p AND s.role = 'supervisor' AND s.active ORDER BY s.id"
+            ),
             {"p": project_id},
         )
     ]
 
 
-async def list_orders(conn: AsyncConnection, project_ids: frozenset[int], *, status: str | None = None,
-                      project_code: str | None = None, kind: str | None = None,
-                      updated_since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+async def list_orders(
+    conn: AsyncConnection,
+    project_ids: frozenset[int],
+    *,
+    status: str | None = None,
+    project_code: str | None = None,
+    kind: str | None = None,
+    updated_since: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
     where = ["o.project_id = ANY(:pids)"]
     params: dict[str, Any] = {"pids": list(project_ids), "lim": limit}
     if status:
@@ -445,12 +649,20 @@ async def list_orders(conn: AsyncConnection, project_ids: frozenset[int], *, sta
         where.append("o.updated_at >= :since")
         params["since"] = updated_since
     rows = (
-        await conn.execute(text(_ORDER_SQL + " WHERE " + " AND ".join(where) + " ORDER BY o.id DESC LIMIT :lim"), params)
-    ).mappings().all()
+        (
+            await conn.execute(
+                text(_ORDER_SQL + " WHERE " + " AND ".join(where) + " ORDER BY o.id DESC LIMIT :lim"), params
+            )
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
-async def spawn_repair(conn: AsyncConnection, number: str, category: str, actor: ActorInfo, now: datetime) -> Registered:
+async def spawn_repair(
+    conn: AsyncConnection, number: str, category: str, actor: ActorInfo, now: datetime
+) -> Registered:
     """A matter that needs a repair spawns a linked repair order (same place and customer)."""
     from server.domain.intake import validate_intake
 
@@ -461,17 +673,51 @@ async def spawn_repair(conn: AsyncConnection, number: str, category: str, actor:
         raise DomainError("conflict", N_("Only an open matter can spawn a repair"))
     room = None
     if row["room_id"]:
-        room = (await conn.execute(text(
-            "SELECT b.code || '-' || r.unit || '-' || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id "
-            "WHERE r.id = :r"), {"r": row["room_id"]})).scalar()
-    area = (await conn.execute(text("SELECT name FROM public_areas WHERE id = :a"), {"a": row["public_area_id"]})).scalar() \
-        if row["public_area_id"] else None
-    raw = {"project": row["project_code"], "kind": "repair", "category": category, "urgency": row["urgency"],
-           "area": "private" if room else "public", "room": room or "", "public_area": area or "",
-           "reporter_name": row["reporter_name"], "reporter_phone": row["reporter_phone"], "summary": row["summary"],
-           "content": row["content"], "channel": "department"}
+        room = (
+            await conn.execute(
+                text(
+                    "SELECT b.code || '-' || r.unit || '-' || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id "
+                    "WHERE r.id = :r"
+                ),
+                {"r": row["room_id"]},
+            )
+        ).scalar()
+    area = (
+        (
+            await conn.execute(
+                text("SELECT name FROM public_areas WHERE id = :a"), {"a": row["public_area_id"]}
+            )
+        ).scalar()
+        if row["public_area_id"]
+        else None
+    )
+    raw = {
+        "project": row["project_code"],
+        "kind": "repair",
+        "category": category,
+        "urgency": row["urgency"],
+        "area": "private" if room else "public",
+        "room": room or "",
+        "public_area": area or "",
+        "reporter_name": row["reporter_name"],
+        "reporter_phone": row["reporter_phone"],
+        "summary": row["summary"],
+        "content": row["content"],
+        "channel": "department",
+    }
     reg = await register(conn, validate_intake(raw, now=now), actor, now)
-    await conn.execute(text("UPDATE orders SET parent_order_id = :p WHERE id = :o"), {"p": row["id"], "o": reg.id})
-    await add_event(conn, row["id"], now, actor, "spawn_repair", row["status"], row["status"], None,
-                    {"repair": reg.number})
+    await conn.execute(
+        text("UPDATE orders SET parent_order_id = :p WHERE id = :o"), {"p": row["id"], "o": reg.id}
+    )
+    await add_event(
+        conn,
+        row["id"],
+        now,
+        actor,
+        "spawn_repair",
+        row["status"],
+        row["status"],
+        None,
+        {"repair": reg.number},
+    )
     return reg

@@ -39,8 +39,17 @@ async def enqueue(
                 "available_at) VALUES (:k, :t, :c, CAST(:p AS jsonb), :proj, :o, :r, :a, coalesce(:at, now())) "
                 "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
             ),
-            {"k": dedupe_key, "t": topic, "c": channel, "p": json.dumps(payload, ensure_ascii=False, default=str),
-             "proj": project_id, "o": order_id, "r": recipient_id, "a": alert_id, "at": available_at},
+            {
+                "k": dedupe_key,
+                "t": topic,
+                "c": channel,
+                "p": json.dumps(payload, ensure_ascii=False, default=str),
+                "proj": project_id,
+                "o": order_id,
+                "r": recipient_id,
+                "a": alert_id,
+                "at": available_at,
+            },
         )
     ).first()
     return row is not None
@@ -48,20 +57,26 @@ async def enqueue(
 
 async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
     rows = (
-        await conn.execute(
-            text(
-                "UPDATE outbox SET available_at = :lease, attempts = attempts + 1 WHERE id IN ("
-                "  SELECT id FROM outbox WHERE state = 'pending' AND available_at <= :now "
-                "  ORDER BY available_at LIMIT :lim FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, dedupe_key, topic, channel, payload, project_id, order_id, recipient_id, alert_id, attempts"
-            ),
-            {"now": now, "lease": now + LEASE, "lim": limit},
+        (
+            await conn.execute(
+                text(
+                    "UPDATE outbox SET available_at = :lease, attempts = attempts + 1 WHERE id IN ("
+                    "  SELECT id FROM outbox WHERE state = 'pending' AND available_at <= :now "
+                    "  ORDER BY available_at LIMIT :lim FOR UPDATE SKIP LOCKED) "
+                    "RETURNING id, dedupe_key, topic, channel, payload, project_id, order_id, recipient_id, alert_id, attempts"
+                ),
+                {"now": now, "lease": now + LEASE, "lim": limit},
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
-async def record(conn: AsyncConnection, outbox_id: int, outcome: str, detail: str, attempts: int, now: datetime) -> str:
+async def record(
+    conn: AsyncConnection, outbox_id: int, outcome: str, detail: str, attempts: int, now: datetime
+) -> str:
     """Record a delivery outcome; a retry past the last backoff step becomes failed. Return the state."""
     if outcome == "sent":
         state, at = "sent", None

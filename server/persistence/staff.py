@@ -36,10 +36,17 @@ FROM staff s
 def _row(r: object) -> StaffRow:
     m = r._mapping  # type: ignore[attr-defined]
     return StaffRow(
-        id=m["id"], username=m["username"], display_name=m["display_name"], role=m["role"],
-        department_code=m["department_code"], locale=m["locale"], active=m["active"],
-        password_hash=m["password_hash"], pin_hash=m["pin_hash"],
-        project_ids=frozenset(m["project_ids"]), team_ids=frozenset(m["team_ids"]),
+        id=m["id"],
+        username=m["username"],
+        display_name=m["display_name"],
+        role=m["role"],
+        department_code=m["department_code"],
+        locale=m["locale"],
+        active=m["active"],
+        password_hash=m["password_hash"],
+        pin_hash=m["pin_hash"],
+        project_ids=frozenset(m["project_ids"]),
+        team_ids=frozenset(m["team_ids"]),
     )
 
 
@@ -100,8 +107,16 @@ async def create_staff(
                 "INSERT INTO staff (username, display_name, role, password_hash, department_code, phone, "
                 "pin_hash, locale) VALUES (:u, :n, :r, :p, :d, :ph, :pin, :loc) RETURNING id"
             ),
-            {"u": username, "n": display_name, "r": role, "p": password_hash, "d": department_code,
-             "ph": phone, "pin": pin_hash, "loc": locale},
+            {
+                "u": username,
+                "n": display_name,
+                "r": role,
+                "p": password_hash,
+                "d": department_code,
+                "ph": phone,
+                "pin": pin_hash,
+                "loc": locale,
+            },
         )
     ).scalar_one()
     for pid in project_ids:
@@ -117,7 +132,9 @@ async def project_id_by_code(conn: AsyncConnection, code: str) -> int | None:
 
 async def team_id_by_name(conn: AsyncConnection, project_id: int, name: str) -> int | None:
     return (
-        await conn.execute(text("SELECT id FROM teams WHERE project_id = :p AND name = :n"), {"p": project_id, "n": name})
+        await conn.execute(
+            text("SELECT id FROM teams WHERE project_id = :p AND name = :n"), {"p": project_id, "n": name}
+        )
     ).scalar()
 
 
@@ -131,7 +148,11 @@ async def create_api_token(conn: AsyncConnection, staff_id: int, token_hash: str
 
 
 async def create_kiosk_token(
-    conn: AsyncConnection, token_hash: str, project_ids: list[int], name: str = "", created_by: int | None = None
+    conn: AsyncConnection,
+    token_hash: str,
+    project_ids: list[int],
+    name: str = "",
+    created_by: int | None = None,
 ) -> int:
     kid = (
         await conn.execute(
@@ -151,13 +172,15 @@ async def set_active(conn: AsyncConnection, staff_id: int, active: bool) -> None
 
 async def revoke_kiosk(conn: AsyncConnection, kiosk_id: int, now: datetime) -> None:
     await conn.execute(
-        text("UPDATE kiosk_tokens SET revoked_at = :now WHERE id = :i AND revoked_at IS NULL"), {"i": kiosk_id, "now": now}
+        text("UPDATE kiosk_tokens SET revoked_at = :now WHERE id = :i AND revoked_at IS NULL"),
+        {"i": kiosk_id, "now": now},
     )
     await conn.execute(text("SELECT pg_notify('auth', 'kiosk')"))
 
 
 async def revoke_api_token(conn: AsyncConnection, token_id: int, now: datetime) -> None:
     await conn.execute(
-        text("UPDATE api_tokens SET revoked_at = :now WHERE id = :i AND revoked_at IS NULL"), {"i": token_id, "now": now}
+        text("UPDATE api_tokens SET revoked_at = :now WHERE id = :i AND revoked_at IS NULL"),
+        {"i": token_id, "now": now},
     )
     await conn.execute(text("SELECT pg_notify('auth', 'token')"))

@@ -25,14 +25,36 @@ async def _page(request: Request[Any, Any, Any], new_token_value: str | None = N
     p = current(request)
     assert p is not None and p.staff_id is not None
     async with rt.engine.connect() as conn:
-        tokens = (await conn.execute(
-            text("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE staff_id = :s ORDER BY id"),
-            {"s": p.staff_id})).mappings().all()
-        projects = (await conn.execute(
-            text("SELECT code, name FROM projects WHERE id = ANY(:ids) ORDER BY code"), {"ids": list(p.project_ids)}
-        )).mappings().all()
-    html = render("account.html", user=p, tokens=tokens, projects=projects, new_token=new_token_value,
-                  request_path="/account")
+        tokens = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE staff_id = :s ORDER BY id"
+                    ),
+                    {"s": p.staff_id},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        projects = (
+            (
+                await conn.execute(
+                    text("SELECT code, name FROM projects WHERE id = ANY(:ids) ORDER BY code"),
+                    {"ids": list(p.project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        )
+    html = render(
+        "account.html",
+        user=p,
+        tokens=tokens,
+        projects=projects,
+        new_token=new_token_value,
+        request_path="/account",
+    )
     return Response(html, media_type="text/html")
 
 
@@ -58,7 +80,9 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Respon
     p = current(request)
     assert p is not None
     async with rt.engine.begin() as conn:
-        owner = (await conn.execute(text("SELECT staff_id FROM api_tokens WHERE id = :i"), {"i": token_id})).scalar()
+        owner = (
+            await conn.execute(text("SELECT staff_id FROM api_tokens WHERE id = :i"), {"i": token_id})
+        ).scalar()
         if owner == p.staff_id:
             await staff_db.revoke_api_token(conn, token_id, clock.now())
     return await _page(request)
@@ -70,8 +94,10 @@ async def set_locale_pref(request: Request[Any, Any, Any], data: Form) -> Respon
     p = current(request)
     assert p is not None
     async with rt.engine.begin() as conn:
-        await conn.execute(text("UPDATE staff SET locale = :l WHERE id = :i"),
-                           {"l": normalize_locale(data.get("locale")), "i": p.staff_id})
+        await conn.execute(
+            text("UPDATE staff SET locale = :l WHERE id = :i"),
+            {"l": normalize_locale(data.get("locale")), "i": p.staff_id},
+        )
         await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"staff:{p.staff_id}"})
     resp: Response[Any] = Response("", status_code=303, headers={"Location": "/account"})
     resp.delete_cookie("bx_lang", path="/")

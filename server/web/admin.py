@@ -52,12 +52,15 @@ async def admin_index(request: Req) -> Response[str]:
     events: Any = []
     if p.role == Role.ADMIN:
         async with rt.engine.connect() as conn:
-            events = [{**e, "details_text": json.dumps(e["details"], ensure_ascii=False)}
-                      for e in await admin_db.recent_events(conn)]
+            events = [
+                {**e, "details_text": json.dumps(e["details"], ensure_ascii=False)}
+                for e in await admin_db.recent_events(conn)
+            ]
     return page(request, "index", _("Administration"), events=events)
 
 
 # ---- staff --------------------------------------------------------------------------------
+
 
 async def _staff_choices(conn: AsyncConnection, p: Principal) -> dict[str, Any]:
     return {
@@ -68,7 +71,9 @@ async def _staff_choices(conn: AsyncConnection, p: Principal) -> dict[str, Any]:
     }
 
 
-async def _parse_staff(conn: AsyncConnection, form: Form, p: Principal, errors: dict[str, str]) -> dict[str, Any]:
+async def _parse_staff(
+    conn: AsyncConnection, form: Form, p: Principal, errors: dict[str, str]
+) -> dict[str, Any]:
     """The fields shared by create and edit: name, role, department, phone, projects, teams."""
     display_name = text_field(form, "display_name", errors, max_len=40)
     role = form.get("role") or ""
@@ -91,11 +96,19 @@ async def _parse_staff(conn: AsyncConnection, form: Form, p: Principal, errors: 
         found = await admin_db.teams_by_ids(conn, team_ids)
         if len(found) != len(team_ids) or any(pid not in project_ids for pid in found.values()):
             errors["teams"] = _("A team must belong to one of the chosen projects")
-    return {"display_name": display_name, "role": role, "department_code": department, "phone": phone,
-            "project_ids": project_ids, "team_ids": team_ids}
+    return {
+        "display_name": display_name,
+        "role": role,
+        "department_code": department,
+        "phone": phone,
+        "project_ids": project_ids,
+        "team_ids": team_ids,
+    }
 
 
-def _password(form: Form, role: str, errors: dict[str, str], *, required: bool) -> tuple[str | None, str | None]:
+def _password(
+    form: Form, role: str, errors: dict[str, str], *, required: bool
+) -> tuple[str | None, str | None]:
     """Return (password, pin) as typed, after checking them."""
     password = form.get("password") or ""
     if password or required:
@@ -117,14 +130,29 @@ def _forget(rt: Runtime, staff_id: int) -> None:
     rt.sessions.on_notify(f"staff:{staff_id}")
 
 
-async def _staff_page(request: Req, *, status: int = 200, form: Form | None = None,
-                      errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _staff_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         rows = await admin_db.staff_list(conn, p.project_ids)
         choices = await _staff_choices(conn, p)
-    return page(request, "staff", _("Staff"), status=status, staff=rows, form=form or MultiDict(),
-                errors=errors or {}, flash=flash, **choices)
+    return page(
+        request,
+        "staff",
+        _("Staff"),
+        status=status,
+        staff=rows,
+        form=form or MultiDict(),
+        errors=errors or {},
+        flash=flash,
+        **choices,
+    )
 
 
 @get("/admin/staff", guards=[staff_guard], opt=ADMIN)
@@ -150,13 +178,24 @@ async def staff_create(request: Req) -> Response[str]:
             raise Invalid({"username": _("This user name is taken")})
         assert password is not None
         sid = await staff_db.create_staff(
-            conn, username=username, display_name=values["display_name"], role=values["role"],
-            password_hash=hash_password(password), project_ids=values["project_ids"], team_ids=values["team_ids"],
-            department_code=values["department_code"], phone=values["phone"],
-            pin_hash=hash_password(pin) if pin else None)
-        await admin_db.audit(conn, p.staff_id, f"staff:{sid}", "create",
-                             {"username": username, **{k: v for k, v in values.items() if k != "phone"},
-                              "pin": bool(pin)})
+            conn,
+            username=username,
+            display_name=values["display_name"],
+            role=values["role"],
+            password_hash=hash_password(password),
+            project_ids=values["project_ids"],
+            team_ids=values["team_ids"],
+            department_code=values["department_code"],
+            phone=values["phone"],
+            pin_hash=hash_password(pin) if pin else None,
+        )
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"staff:{sid}",
+            "create",
+            {"username": username, **{k: v for k, v in values.items() if k != "phone"}, "pin": bool(pin)},
+        )
         return sid
 
     _sid, errors = await write(rt, create)
@@ -165,8 +204,15 @@ async def staff_create(request: Req) -> Response[str]:
     return await _staff_page(request, flash=_("Saved: %(name)s", name=form.get("display_name") or ""))
 
 
-async def _staff_edit_page(request: Req, staff_id: int, *, status: int = 200, form: Form | None = None,
-                           errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _staff_edit_page(
+    request: Req,
+    staff_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         need(await admin_db.staff_visible(conn, staff_id, p.project_ids))
@@ -175,12 +221,27 @@ async def _staff_edit_page(request: Req, staff_id: int, *, status: int = 200, fo
         choices = await _staff_choices(conn, p)
         phone = (await conn.execute(text("SELECT phone FROM staff WHERE id = :i"), {"i": staff_id})).scalar()
     if form is None:
-        form = MultiDict([("display_name", row.display_name), ("role", row.role),
-                          ("department", row.department_code or ""), ("phone", phone or ""),
-                          *[("projects", str(i)) for i in row.project_ids if i in p.project_ids],
-                          *[("teams", str(i)) for i in row.team_ids]])
-    return page(request, "staff_edit", row.display_name, status=status, person=row, form=form,
-                errors=errors or {}, flash=flash, **choices)
+        form = MultiDict(
+            [
+                ("display_name", row.display_name),
+                ("role", row.role),
+                ("department", row.department_code or ""),
+                ("phone", phone or ""),
+                *[("projects", str(i)) for i in row.project_ids if i in p.project_ids],
+                *[("teams", str(i)) for i in row.team_ids],
+            ]
+        )
+    return page(
+        request,
+        "staff_edit",
+        row.display_name,
+        status=status,
+        person=row,
+        form=form,
+        errors=errors or {},
+        flash=flash,
+        **choices,
+    )
 
 
 @get("/admin/staff/{staff_id:int}", guards=[staff_guard], opt=ADMIN)
@@ -207,13 +268,19 @@ async def staff_save(request: Req, staff_id: int) -> Response[str]:
             # A PIN left from an earlier tablet role would still open the tablet login.
             await admin_db.set_password(conn, staff_id, before.password_hash, None, set_pin=True)
         await admin_db.update_staff(conn, staff_id, managed_project_ids=p.project_ids, **values)
-        await admin_db.audit(conn, p.staff_id, f"staff:{staff_id}", "update", {
-            "role": [before.role, values["role"]],
-            "project_ids": [sorted(before.project_ids & p.project_ids), values["project_ids"]],
-            "team_ids": [sorted(before.team_ids), values["team_ids"]],
-            "department_code": [before.department_code, values["department_code"]],
-            "display_name": [before.display_name, values["display_name"]],
-        })
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"staff:{staff_id}",
+            "update",
+            {
+                "role": [before.role, values["role"]],
+                "project_ids": [sorted(before.project_ids & p.project_ids), values["project_ids"]],
+                "team_ids": [sorted(before.team_ids), values["team_ids"]],
+                "department_code": [before.department_code, values["department_code"]],
+                "display_name": [before.display_name, values["display_name"]],
+            },
+        )
 
     _unused, errors = await write(rt, save)
     if errors:
@@ -236,9 +303,16 @@ async def staff_password(request: Req, staff_id: int) -> Response[str]:
         if errors:
             raise Invalid(errors)
         assert password is not None
-        await admin_db.set_password(conn, staff_id, hash_password(password), hash_password(pin) if pin else None,
-                                    set_pin=pin is not None)
-        await admin_db.audit(conn, p.staff_id, f"staff:{staff_id}", "reset_password", {"pin": pin is not None})
+        await admin_db.set_password(
+            conn,
+            staff_id,
+            hash_password(password),
+            hash_password(pin) if pin else None,
+            set_pin=pin is not None,
+        )
+        await admin_db.audit(
+            conn, p.staff_id, f"staff:{staff_id}", "reset_password", {"pin": pin is not None}
+        )
 
     _unused, errors = await write(rt, reset)
     if errors:
@@ -272,16 +346,34 @@ async def staff_active(request: Req, staff_id: int) -> Response[str]:
 
 # ---- kiosk and API tokens -----------------------------------------------------------------
 
-async def _tokens_page(request: Req, *, status: int = 200, form: Form | None = None,
-                       errors: dict[str, str] | None = None, flash: str | None = None,
-                       board_url: str | None = None) -> Response[str]:
+
+async def _tokens_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+    board_url: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         kiosks = await admin_db.kiosks(conn, p.project_ids)
         tokens = await admin_db.api_tokens(conn, p.project_ids)
         projects = await admin_db.projects(conn, p.project_ids)
-    return page(request, "tokens", _("Kiosk and API tokens"), status=status, kiosks=kiosks, tokens=tokens,
-                projects=projects, form=form or MultiDict(), errors=errors or {}, flash=flash, board_url=board_url)
+    return page(
+        request,
+        "tokens",
+        _("Kiosk and API tokens"),
+        status=status,
+        kiosks=kiosks,
+        tokens=tokens,
+        projects=projects,
+        form=form or MultiDict(),
+        errors=errors or {},
+        flash=flash,
+        board_url=board_url,
+    )
 
 
 @get("/admin/tokens", guards=[staff_guard], opt=ADMIN)
@@ -306,7 +398,9 @@ async def kiosk_create(request: Req) -> Response[str]:
         if errors:
             raise Invalid(errors)
         kid = await staff_db.create_kiosk_token(conn, token_hash(token), project_ids, name, p.staff_id)
-        await admin_db.audit(conn, p.staff_id, f"kiosk:{kid}", "create", {"name": name, "project_ids": project_ids})
+        await admin_db.audit(
+            conn, p.staff_id, f"kiosk:{kid}", "create", {"name": name, "project_ids": project_ids}
+        )
         return kid
 
     _kid, errors = await write(rt, create)
@@ -349,8 +443,21 @@ async def api_token_revoke(request: Req, token_id: int) -> Response[str]:
 def _all_routes() -> list[Any]:
     from server.web import admin_catalog, admin_sites
 
-    return [admin_index, staff_index, staff_create, staff_edit, staff_save, staff_password, staff_active,
-            tokens_index, kiosk_create, kiosk_revoke, api_token_revoke, *admin_catalog.ROUTES, *admin_sites.ROUTES]
+    return [
+        admin_index,
+        staff_index,
+        staff_create,
+        staff_edit,
+        staff_save,
+        staff_password,
+        staff_active,
+        tokens_index,
+        kiosk_create,
+        kiosk_revoke,
+        api_token_revoke,
+        *admin_catalog.ROUTES,
+        *admin_sites.ROUTES,
+    ]
 
 
 ROUTES = _all_routes()

@@ -58,6 +58,7 @@ def _project_choice(form: Form, p: Principal, errors: dict[str, str]) -> int | N
 
 # ---- service catalog ----------------------------------------------------------------------
 
+
 def _parse_item(form: Form, p: Principal, errors: dict[str, str]) -> dict[str, Any]:
     code = text_field(form, "code", errors, max_len=20).upper()
     if code and "code" not in errors and not CODE_RE.match(code):
@@ -79,15 +80,30 @@ def _parse_item(form: Form, p: Principal, errors: dict[str, str]) -> dict[str, A
     }
 
 
-async def _catalog_page(request: Req, *, status: int = 200, form: Form | None = None,
-                        errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _catalog_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         items = await admin_db.catalog_items(conn, p.project_ids)
         projects = await admin_db.projects(conn, p.project_ids)
-    return page(request, "catalog", _("Service catalog"), status=status, items=items, projects=projects,
-                categories=_categories(), form=form or MultiDict([("category", "plumbing")]),
-                errors=errors or {}, flash=flash)
+    return page(
+        request,
+        "catalog",
+        _("Service catalog"),
+        status=status,
+        items=items,
+        projects=projects,
+        categories=_categories(),
+        form=form or MultiDict([("category", "plumbing")]),
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 def _categories() -> list[Category]:
@@ -126,8 +142,15 @@ async def catalog_create(request: Req) -> Response[str]:
     return await _catalog_page(request, flash=_("Saved: %(name)s", name=form.get("name") or ""))
 
 
-async def _item_edit_page(request: Req, item_id: int, *, status: int = 200, form: Form | None = None,
-                          errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _item_edit_page(
+    request: Req,
+    item_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         row = await _visible_item(conn, p, item_id)
@@ -135,12 +158,30 @@ async def _item_edit_page(request: Req, item_id: int, *, status: int = 200, form
     if form is None:
         from server.web.templates import yuan
 
-        form = MultiDict([("project", str(row["project_id"] or "")), ("category", row["category"]),
-                          ("code", row["code"]), ("name", row["name"]), ("minutes", str(row["minutes"])),
-                          ("price", yuan(row["price_fen"])), ("price_note", row["price_note"]),
-                          ("active", "1" if row["active"] else "")])
-    return page(request, "catalog_edit", row["name"], status=status, item=row, projects=projects,
-                categories=_categories(), form=form, errors=errors or {}, flash=flash)
+        form = MultiDict(
+            [
+                ("project", str(row["project_id"] or "")),
+                ("category", row["category"]),
+                ("code", row["code"]),
+                ("name", row["name"]),
+                ("minutes", str(row["minutes"])),
+                ("price", yuan(row["price_fen"])),
+                ("price_note", row["price_note"]),
+                ("active", "1" if row["active"] else ""),
+            ]
+        )
+    return page(
+        request,
+        "catalog_edit",
+        row["name"],
+        status=status,
+        item=row,
+        projects=projects,
+        categories=_categories(),
+        form=form,
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 @get("/admin/catalog/{item_id:int}", guards=[staff_guard], opt=ADMIN)
@@ -185,6 +226,7 @@ async def catalog_active(request: Req, item_id: int) -> Response[str]:
 
 # ---- suppliers ----------------------------------------------------------------------------
 
+
 def _parse_supplier(form: Form, errors: dict[str, str]) -> dict[str, Any]:
     phone = text_field(form, "phone", errors, required=False, max_len=30)
     if phone and "phone" not in errors and not PHONE_RE.match(phone):
@@ -198,13 +240,27 @@ def _parse_supplier(form: Form, errors: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def _suppliers_page(request: Req, *, status: int = 200, form: Form | None = None,
-                          errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _suppliers_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, _p = who(request)
     async with rt.engine.connect() as conn:
         rows = await admin_db.suppliers(conn)
-    return page(request, "suppliers", _("Specialist suppliers"), status=status, suppliers=rows,
-                form=form or MultiDict(), errors=errors or {}, flash=flash)
+    return page(
+        request,
+        "suppliers",
+        _("Specialist suppliers"),
+        status=status,
+        suppliers=rows,
+        form=form or MultiDict(),
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 async def _supplier(conn: AsyncConnection, supplier_id: int) -> RowMapping:
@@ -239,16 +295,33 @@ async def supplier_create(request: Req) -> Response[str]:
     return await _suppliers_page(request, flash=_("Saved: %(name)s", name=form.get("name") or ""))
 
 
-async def _supplier_edit_page(request: Req, supplier_id: int, *, status: int = 200, form: Form | None = None,
-                              errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _supplier_edit_page(
+    request: Req,
+    supplier_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, _p = who(request)
     async with rt.engine.connect() as conn:
         row = await _supplier(conn, supplier_id)
     if form is None:
-        form = MultiDict([(k, row[k]) for k in ("name", "service", "contact", "phone", "note")]
-                         + [("active", "1" if row["active"] else "")])
-    return page(request, "supplier_edit", row["name"], status=status, supplier=row, form=form,
-                errors=errors or {}, flash=flash)
+        form = MultiDict(
+            [(k, row[k]) for k in ("name", "service", "contact", "phone", "note")]
+            + [("active", "1" if row["active"] else "")]
+        )
+    return page(
+        request,
+        "supplier_edit",
+        row["name"],
+        status=status,
+        supplier=row,
+        form=form,
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 @get("/admin/suppliers/{supplier_id:int}", guards=[staff_guard], opt=ADMIN)
@@ -293,6 +366,7 @@ async def supplier_active(request: Req, supplier_id: int) -> Response[str]:
 
 # ---- SLA policy ---------------------------------------------------------------------------
 
+
 def _enum_choice(form: Form, name: str, enum: Any, errors: dict[str, str]) -> str | None:
     raw = form.get(name) or ""
     if not raw:
@@ -303,7 +377,9 @@ def _enum_choice(form: Form, name: str, enum: Any, errors: dict[str, str]) -> st
     return str(raw)
 
 
-async def _parse_rule(conn: AsyncConnection, form: Form, p: Principal, errors: dict[str, str]) -> dict[str, Any]:
+async def _parse_rule(
+    conn: AsyncConnection, form: Form, p: Principal, errors: dict[str, str]
+) -> dict[str, Any]:
     project_id = _project_choice(form, p, errors)
     if project_id is None and p.role != Role.ADMIN and "project" not in errors:
         errors["project"] = _("Supervisors set rules for their own projects; choose one")
@@ -360,19 +436,42 @@ def clock_label(code: str | None) -> str:
 
 
 def _rule_context() -> dict[str, Any]:
-    return {"kinds": list(Kind), "categories": _categories(), "urgencies": list(Urgency),
-            "clocks": list(ClockKind), "builtin": sla_policy.DEFAULT_RULES, "clock_label": clock_label}
+    return {
+        "kinds": list(Kind),
+        "categories": _categories(),
+        "urgencies": list(Urgency),
+        "clocks": list(ClockKind),
+        "builtin": sla_policy.DEFAULT_RULES,
+        "clock_label": clock_label,
+    }
 
 
-async def _sla_page(request: Req, *, status: int = 200, form: Form | None = None,
-                    errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _sla_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         rules = await admin_db.sla_rules(conn, p.project_ids)
         projects = await admin_db.projects(conn, p.project_ids)
         catalog = await admin_db.catalog_choices(conn, p.project_ids)
-    return page(request, "sla", _("SLA policy"), status=status, rules=rules, projects=projects, catalog=catalog,
-                form=form or MultiDict([("priority", "0")]), errors=errors or {}, flash=flash, **_rule_context())
+    return page(
+        request,
+        "sla",
+        _("SLA policy"),
+        status=status,
+        rules=rules,
+        projects=projects,
+        catalog=catalog,
+        form=form or MultiDict([("priority", "0")]),
+        errors=errors or {},
+        flash=flash,
+        **_rule_context(),
+    )
 
 
 @get("/admin/sla", guards=[staff_guard], opt=ADMIN_OR_SUPERVISOR)
@@ -401,21 +500,45 @@ async def sla_create(request: Req) -> Response[str]:
     return await _sla_page(request, flash=_("Saved. The rule applies to clocks started from now on."))
 
 
-async def _rule_edit_page(request: Req, rule_id: int, *, status: int = 200, form: Form | None = None,
-                          errors: dict[str, str] | None = None) -> Response[str]:
+async def _rule_edit_page(
+    request: Req,
+    rule_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         row = await _rule(conn, p, rule_id)
         projects = await admin_db.projects(conn, p.project_ids)
         catalog = await admin_db.catalog_choices(conn, p.project_ids)
     if form is None:
-        form = MultiDict([("project", str(row["project_id"] or "")), ("kind", row["kind"] or ""),
-                          ("category", row["category"] or ""), ("urgency", row["urgency"] or ""),
-                          ("catalog_item", str(row["catalog_item_id"] or "")), ("clock", row["clock"]),
-                          ("minutes", str(row["minutes"])), ("priority", str(row["priority"])),
-                          ("business_hours", "1" if row["business_hours"] else "")])
-    return page(request, "sla_edit", _("SLA rule"), status=status, rule=row, projects=projects, catalog=catalog,
-                form=form, errors=errors or {}, **_rule_context())
+        form = MultiDict(
+            [
+                ("project", str(row["project_id"] or "")),
+                ("kind", row["kind"] or ""),
+                ("category", row["category"] or ""),
+                ("urgency", row["urgency"] or ""),
+                ("catalog_item", str(row["catalog_item_id"] or "")),
+                ("clock", row["clock"]),
+                ("minutes", str(row["minutes"])),
+                ("priority", str(row["priority"])),
+                ("business_hours", "1" if row["business_hours"] else ""),
+            ]
+        )
+    return page(
+        request,
+        "sla_edit",
+        _("SLA rule"),
+        status=status,
+        rule=row,
+        projects=projects,
+        catalog=catalog,
+        form=form,
+        errors=errors or {},
+        **_rule_context(),
+    )
 
 
 @get("/admin/sla/{rule_id:int}", guards=[staff_guard], opt=ADMIN_OR_SUPERVISOR)
@@ -441,8 +564,13 @@ async def sla_save(request: Req, rule_id: int) -> Response[str]:
         await _check_policy(conn, values, replacing=rule_id)
         await admin_db.set_sla_rule_active(conn, rule_id, False)
         new_id = await admin_db.create_sla_rule(conn, values, p.staff_id)
-        await admin_db.audit(conn, p.staff_id, f"sla_rule:{rule_id}", "replace", {
-            "new_rule_id": new_id, "before": {k: before[k] for k in values}, "after": values})
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"sla_rule:{rule_id}",
+            "replace",
+            {"new_rule_id": new_id, "before": {k: before[k] for k in values}, "after": values},
+        )
         return new_id
 
     _unused, errors = await write(rt, save)
@@ -470,6 +598,20 @@ async def sla_active(request: Req, rule_id: int) -> Response[str]:
     return await _sla_page(request, flash=_("Saved. The rule applies to clocks started from now on."))
 
 
-ROUTES = [catalog_index, catalog_create, catalog_edit, catalog_save, catalog_active,
-          suppliers_index, supplier_create, supplier_edit, supplier_save, supplier_active,
-          sla_index, sla_create, sla_edit, sla_save, sla_active]
+ROUTES = [
+    catalog_index,
+    catalog_create,
+    catalog_edit,
+    catalog_save,
+    catalog_active,
+    suppliers_index,
+    supplier_create,
+    supplier_edit,
+    supplier_save,
+    supplier_active,
+    sla_index,
+    sla_create,
+    sla_edit,
+    sla_save,
+    sla_active,
+]

@@ -70,8 +70,13 @@ async def read_form(request: Req) -> Form:
     """The posted form as a multi-dict (multi-selects repeat their name), without the CSRF field."""
     raw = await request.form()
     # PostgreSQL text cannot hold NUL: drop it here rather than fail the insert.
-    return MultiDict([(k, v.replace("\x00", "").strip()) for k, v in raw.multi_items()
-                      if k != "_csrf" and isinstance(v, str)])
+    return MultiDict(
+        [
+            (k, v.replace("\x00", "").strip())
+            for k, v in raw.multi_items()
+            if k != "_csrf" and isinstance(v, str)
+        ]
+    )
 
 
 def page(request: Req, section: str, title: str, *, status: int = 200, **ctx: Any) -> Response[str]:
@@ -86,7 +91,10 @@ def page(request: Req, section: str, title: str, *, status: int = 200, **ctx: An
 
 # ---- field parsing: each returns the clean value or records a message in `errors` ----------------
 
-def text_field(form: Form, name: str, errors: dict[str, str], *, required: bool = True, max_len: int = 100) -> str:
+
+def text_field(
+    form: Form, name: str, errors: dict[str, str], *, required: bool = True, max_len: int = 100
+) -> str:
     value = (form.get(name) or "").strip()
     if required and not value:
         errors[name] = _("This field is required")
@@ -95,8 +103,16 @@ def text_field(form: Form, name: str, errors: dict[str, str], *, required: bool 
     return value
 
 
-def int_field(form: Form, name: str, errors: dict[str, str], *, minimum: int | None = None,
-              maximum: int | None = None, required: bool = True, default: int | None = None) -> int | None:
+def int_field(
+    form: Form,
+    name: str,
+    errors: dict[str, str],
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    required: bool = True,
+    default: int | None = None,
+) -> int | None:
     raw = (form.get(name) or "").strip()
     if not raw:
         if required and default is None:
@@ -156,7 +172,10 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "teams_project_id_name_key": ("name", N_("A team with this name exists in the project")),
     "staff_username_key": ("username", N_("This user name is taken")),
     "catalog_items_code_key": ("code", N_("This code is already in use")),
-    "sla_rules_scope": ("priority", N_("Another rule already sets this clock for the same scope with the same priority.")),
+    "sla_rules_scope": (
+        "priority",
+        N_("Another rule already sets this clock for the same scope with the same priority."),
+    ),
 }
 
 
@@ -169,8 +188,11 @@ def _constraint_name(exc: DBAPIError) -> str:
     return ""
 
 
-async def write(rt: Runtime, fn: Callable[[AsyncConnection], Awaitable[Any]],
-                constraints: dict[str, tuple[str, str]] | None = None) -> tuple[Any, dict[str, str]]:
+async def write(
+    rt: Runtime,
+    fn: Callable[[AsyncConnection], Awaitable[Any]],
+    constraints: dict[str, tuple[str, str]] | None = None,
+) -> tuple[Any, dict[str, str]]:
     """Run `fn` in one transaction; return (its result, {}) or (None, field errors) after rolling back.
 
     `constraints` names the form field of a unique key where a page's forms prefix their fields.
@@ -186,8 +208,11 @@ async def write(rt: Runtime, fn: Callable[[AsyncConnection], Awaitable[Any]],
         return None, {e.field or "form": translate(e.msgid, e.params)}
     except IntegrityError as e:
         name = _constraint_name(e)
-        field, msgid = (constraints or {}).get(name) or CONSTRAINTS.get(name) or (
-            "form", N_("This conflicts with existing data"))
+        field, msgid = (
+            (constraints or {}).get(name)
+            or CONSTRAINTS.get(name)
+            or ("form", N_("This conflicts with existing data"))
+        )
         return None, {field: _(msgid)}
 
 

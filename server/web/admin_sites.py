@@ -69,6 +69,7 @@ def _hhmm(form: Form, name: str, errors: dict[str, str]) -> time | None:
 
 # ---- projects -----------------------------------------------------------------------------
 
+
 def _parse_project(form: Form, errors: dict[str, str]) -> dict[str, Any]:
     name = text_field(form, "name", errors, max_len=100)
     tz = (form.get("tz") or "").strip()
@@ -87,19 +88,47 @@ def _parse_project(form: Form, errors: dict[str, str]) -> dict[str, Any]:
     mode = form.get("dispatch_mode") or ""
     if mode not in ("grab", "assign"):
         errors["dispatch_mode"] = _("Invalid value")
-    return {"name": name, "tz": tz, "desk_opens": opens, "desk_closes": closes, "business_hours": business_hours,
-            "dispatch_mode": mode, "count_fairly_satisfied": checkbox(form, "count_fairly_satisfied")}
+    return {
+        "name": name,
+        "tz": tz,
+        "desk_opens": opens,
+        "desk_closes": closes,
+        "business_hours": business_hours,
+        "dispatch_mode": mode,
+        "count_fairly_satisfied": checkbox(form, "count_fairly_satisfied"),
+    }
 
 
-async def _projects_page(request: Req, *, status: int = 200, form: Form | None = None,
-                         errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _projects_page(
+    request: Req,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         rows = await admin_db.projects(conn, p.project_ids)
-    defaults = MultiDict([("tz", "Asia/Shanghai"), ("desk_opens", "09:00"), ("desk_closes", "17:30"),
-                          ("dispatch_mode", "grab"), ("count_fairly_satisfied", "1")])
-    return page(request, "projects", _("Projects"), status=status, projects=rows, form=form or defaults,
-                errors=errors or {}, flash=flash)
+    defaults = MultiDict(
+        [
+            ("tz", "Asia/Shanghai"),
+            ("desk_opens", "09:00"),
+            ("desk_closes", "17:30"),
+            ("dispatch_mode", "grab"),
+            ("count_fairly_satisfied", "1"),
+        ]
+    )
+    return page(
+        request,
+        "projects",
+        _("Projects"),
+        status=status,
+        projects=rows,
+        form=form or defaults,
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 @get("/admin/projects", guards=[staff_guard], opt=ADMIN)
@@ -132,8 +161,15 @@ async def project_create(request: Req) -> Response[str]:
     return await _projects_page(request, flash=_("Saved: %(name)s", name=form.get("name") or ""))
 
 
-async def _project_page(request: Req, project_id: int, *, status: int = 200, form: Form | None = None,
-                        errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+async def _project_page(
+    request: Req,
+    project_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     require_project(p, project_id)
     async with rt.engine.connect() as conn:
@@ -142,15 +178,33 @@ async def _project_page(request: Req, project_id: int, *, status: int = 200, for
         assert row is not None
         buildings = await admin_db.buildings(conn, project_id)
         areas = await admin_db.public_areas(conn, project_id)
-    settings = MultiDict([("name", row["name"]), ("tz", row["tz"]), ("desk_opens", f"{row['desk_opens']:%H:%M}"),
-                          ("desk_closes", f"{row['desk_closes']:%H:%M}"), ("business_hours", row["business_hours"] or ""),
-                          ("dispatch_mode", row["dispatch_mode"]),
-                          ("count_fairly_satisfied", "1" if row["count_fairly_satisfied"] else "")])
+    settings = MultiDict(
+        [
+            ("name", row["name"]),
+            ("tz", row["tz"]),
+            ("desk_opens", f"{row['desk_opens']:%H:%M}"),
+            ("desk_closes", f"{row['desk_closes']:%H:%M}"),
+            ("business_hours", row["business_hours"] or ""),
+            ("dispatch_mode", row["dispatch_mode"]),
+            ("count_fairly_satisfied", "1" if row["count_fairly_satisfied"] else ""),
+        ]
+    )
     # A refused settings form comes back as typed; the other forms start from the row.
     form = form if form is not None else MultiDict()
     shown = MultiDict([*settings.multi_items()]) if "name" not in form else form
-    return page(request, "project", row["name"], status=status, project=row, buildings=buildings, areas=areas,
-                settings=shown, form=form, errors=errors or {}, flash=flash)
+    return page(
+        request,
+        "project",
+        row["name"],
+        status=status,
+        project=row,
+        buildings=buildings,
+        areas=areas,
+        settings=shown,
+        form=form,
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 @get("/admin/projects/{project_id:int}", guards=[staff_guard], opt=ADMIN)
@@ -195,8 +249,13 @@ async def building_add(request: Req, project_id: int) -> Response[str]:
         if errors:
             raise Invalid(errors)
         bid = await admin_db.add_building(conn, project_id, code, name)
-        await admin_db.audit(conn, p.staff_id, f"building:{bid}", "create", {"project_id": project_id, "code": code,
-                                                                              "name": name})
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"building:{bid}",
+            "create",
+            {"project_id": project_id, "code": code, "name": name},
+        )
 
     _unused, errors = await write(rt, add, SITE_CONSTRAINTS)
     if errors:
@@ -233,8 +292,9 @@ def _floors(raw: str, errors: dict[str, str]) -> range:
     return range(low, high + 1)
 
 
-async def _building_of(conn: AsyncConnection, form: Form, name: str, project_id: int,
-                       errors: dict[str, str]) -> int | None:
+async def _building_of(
+    conn: AsyncConnection, form: Form, name: str, project_id: int, errors: dict[str, str]
+) -> int | None:
     bid = small_id(form.get(name))
     if bid is None or await admin_db.building_project(conn, bid) != project_id:
         errors[name] = _("Choose a building")
@@ -261,17 +321,30 @@ async def rooms_bulk(request: Req, project_id: int) -> Response[str]:
             raise Invalid(errors)
         rooms = [(u, f"{f}{d:02d}") for u in units for f in floors for d in range(1, doors + 1)]
         added = await admin_db.add_rooms(conn, bid, rooms)
-        await admin_db.audit(conn, p.staff_id, f"building:{bid}", "add_rooms", {
-            "units": units, "floors": [floors.start, floors.stop - 1], "doors": doors,
-            "generated": len(rooms), "added": added})
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"building:{bid}",
+            "add_rooms",
+            {
+                "units": units,
+                "floors": [floors.start, floors.stop - 1],
+                "doors": doors,
+                "generated": len(rooms),
+                "added": added,
+            },
+        )
         return added, len(rooms) - added
 
     result, errors = await write(rt, add)
     if errors:
         return await _project_page(request, project_id, status=422, form=form, errors=errors)
     added, existing = result
-    return await _project_page(request, project_id, flash=_(
-        "Added %(added)s rooms; %(existing)s existed already", added=added, existing=existing))
+    return await _project_page(
+        request,
+        project_id,
+        flash=_("Added %(added)s rooms; %(existing)s existed already", added=added, existing=existing),
+    )
 
 
 @post("/admin/projects/{project_id:int}/rooms", guards=[staff_guard], opt=ADMIN, status_code=200)
@@ -296,8 +369,18 @@ async def room_add(request: Req, project_id: int) -> Response[str]:
         if room_id is None:
             raise Invalid({"room_number": _("This room exists already")})
         # The owner's phone is private (严守业主秘密): the audit records that it was set, not the number.
-        await admin_db.audit(conn, p.staff_id, f"room:{room_id}", "create", {
-            "building_id": bid, "unit": unit, "number": number, "owner_set": owner is not None or phone is not None})
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"room:{room_id}",
+            "create",
+            {
+                "building_id": bid,
+                "unit": unit,
+                "number": number,
+                "owner_set": owner is not None or phone is not None,
+            },
+        )
 
     _unused, errors = await write(rt, add)
     if errors:
@@ -317,7 +400,9 @@ async def area_add(request: Req, project_id: int) -> Response[str]:
         if errors:
             raise Invalid(errors)
         aid = await admin_db.add_public_area(conn, project_id, name)
-        await admin_db.audit(conn, p.staff_id, f"public_area:{aid}", "create", {"project_id": project_id, "name": name})
+        await admin_db.audit(
+            conn, p.staff_id, f"public_area:{aid}", "create", {"project_id": project_id, "name": name}
+        )
 
     _unused, errors = await write(rt, add, SITE_CONSTRAINTS)
     if errors:
@@ -327,8 +412,16 @@ async def area_add(request: Req, project_id: int) -> Response[str]:
 
 # ---- teams --------------------------------------------------------------------------------
 
-async def _teams_page(request: Req, project_id: int, *, status: int = 200, form: Form | None = None,
-                      errors: dict[str, str] | None = None, flash: str | None = None) -> Response[str]:
+
+async def _teams_page(
+    request: Req,
+    project_id: int,
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    flash: str | None = None,
+) -> Response[str]:
     rt, p = who(request)
     require_project(p, project_id)
     async with rt.engine.connect() as conn:
@@ -337,10 +430,20 @@ async def _teams_page(request: Req, project_id: int, *, status: int = 200, form:
         assert row is not None
         teams = await admin_db.teams(conn, [project_id])
         people = await admin_db.staff_in_projects(conn, [project_id])
-    return page(request, "teams", _("Teams: %(project)s", project=row["name"]), status=status, project=row,
-                teams=teams, people=people, departments=list(Department),
-                today=admin_db.local_day(row["tz"], clock.now()), form=form or MultiDict(),
-                errors=errors or {}, flash=flash)
+    return page(
+        request,
+        "teams",
+        _("Teams: %(project)s", project=row["name"]),
+        status=status,
+        project=row,
+        teams=teams,
+        people=people,
+        departments=list(Department),
+        today=admin_db.local_day(row["tz"], clock.now()),
+        form=form or MultiDict(),
+        errors=errors or {},
+        flash=flash,
+    )
 
 
 @get("/admin/projects/{project_id:int}/teams", guards=[staff_guard], opt=ADMIN)
@@ -377,8 +480,13 @@ async def team_create(request: Req, project_id: int) -> Response[str]:
         if lead is not None:
             await admin_db.set_team_lead(conn, tid, lead)
             await admin_db.notify_staff(conn, lead)
-        await admin_db.audit(conn, p.staff_id, f"team:{tid}", "create", {
-            "project_id": project_id, "department_code": department, "name": name, "lead_id": lead})
+        await admin_db.audit(
+            conn,
+            p.staff_id,
+            f"team:{tid}",
+            "create",
+            {"project_id": project_id, "department_code": department, "name": name, "lead_id": lead},
+        )
 
     _unused, errors = await write(rt, create)
     if errors:
@@ -409,7 +517,9 @@ async def team_lead(request: Req, team_id: int) -> Response[str]:
         await admin_db.set_team_lead(conn, team_id, lead)
         if lead is not None:
             await admin_db.notify_staff(conn, lead)  # their team list changed
-        await admin_db.audit(conn, p.staff_id, f"team:{team_id}", "set_lead", {"lead_id": [before["lead_id"], lead]})
+        await admin_db.audit(
+            conn, p.staff_id, f"team:{team_id}", "set_lead", {"lead_id": [before["lead_id"], lead]}
+        )
 
     _unused, errors = await write(rt, save)
     if errors:
@@ -419,12 +529,14 @@ async def team_lead(request: Req, team_id: int) -> Response[str]:
 
 # ---- 工作量已饱和 ---------------------------------------------------------------------------
 
+
 def _may_saturate(p: Principal, team: RowMapping) -> bool:
     return p.role in (Role.ADMIN, Role.SUPERVISOR) or team["lead_id"] == p.staff_id
 
 
-async def _workload_page(request: Req, *, status: int = 200, flash: str | None = None,
-                         errors: dict[str, str] | None = None) -> Response[str]:
+async def _workload_page(
+    request: Req, *, status: int = 200, flash: str | None = None, errors: dict[str, str] | None = None
+) -> Response[str]:
     rt, p = who(request)
     async with rt.engine.connect() as conn:
         rows = [t for t in await admin_db.teams(conn, p.project_ids) if _may_saturate(p, t)]
@@ -432,8 +544,9 @@ async def _workload_page(request: Req, *, status: int = 200, flash: str | None =
         raise PermissionDeniedException("not a team lead")
     now = clock.now()
     teams = [{**t, "today": admin_db.local_day(t["tz"], now)} for t in rows]
-    return page(request, "workload", _("Team workload"), status=status, teams=teams, flash=flash,
-                errors=errors or {})
+    return page(
+        request, "workload", _("Team workload"), status=status, teams=teams, flash=flash, errors=errors or {}
+    )
 
 
 @get("/admin/workload", guards=[staff_guard])
@@ -458,8 +571,9 @@ async def team_saturation(request: Req, team_id: int) -> Response[str]:
         project_id = team["project_id"]
         day = admin_db.local_day(team["tz"], clock.now())
         await admin_db.set_saturated(conn, team_id, day if saturated else None)
-        await admin_db.audit(conn, p.staff_id, f"team:{team_id}", "saturated" if saturated else "unsaturated",
-                             {"day": day})
+        await admin_db.audit(
+            conn, p.staff_id, f"team:{team_id}", "saturated" if saturated else "unsaturated", {"day": day}
+        )
 
     await write(rt, mark)
     flash = _("Marked saturated for today") if saturated else _("Saturation mark removed")
@@ -468,5 +582,18 @@ async def team_saturation(request: Req, team_id: int) -> Response[str]:
     return await _workload_page(request, flash=flash)
 
 
-ROUTES = [projects_index, project_create, project_detail, project_save, building_add, rooms_bulk, room_add,
-          area_add, teams_index, team_create, team_lead, workload, team_saturation]
+ROUTES = [
+    projects_index,
+    project_create,
+    project_detail,
+    project_save,
+    building_add,
+    rooms_bulk,
+    room_add,
+    area_add,
+    teams_index,
+    team_create,
+    team_lead,
+    workload,
+    team_saturation,
+]

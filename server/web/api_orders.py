@@ -49,26 +49,75 @@ class OrderCreated(msgspec.Struct):
 
 def actor_of(p: Principal) -> orders_db.ActorInfo:
     return orders_db.ActorInfo(
-        staff_id=p.staff_id, name=p.name, role=p.role, project_ids=p.project_ids, team_ids=p.team_ids,
+        staff_id=p.staff_id,
+        name=p.name,
+        role=p.role,
+        project_ids=p.project_ids,
+        team_ids=p.team_ids,
         department=p.department,
     )
 
 
 def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     keys = (
-        "number", "status", "version", "kind", "category", "urgency", "area", "location", "reporter_name",
-        "reporter_phone", "summary", "content", "channel", "appointment_at", "assignee_id", "assignee_name",
-        "department_code", "team_id", "received_at", "dispatched_at", "accepted_at", "arrived_at", "finished_at",
-        "closed_at", "cancelled_at", "next_deadline", "next_clock", "result", "pause_reason", "promised_at",
-        "unfinished_reason", "next_at", "callback_method", "callback_rating", "callback_comment", "reopen_count",
-        "labour_fen", "material_fen", "catalog_fee_fen", "total_fen", "paid", "project_code", "updated_at",
+        "number",
+        "status",
+        "version",
+        "kind",
+        "category",
+        "urgency",
+        "area",
+        "location",
+        "reporter_name",
+        "reporter_phone",
+        "summary",
+        "content",
+        "channel",
+        "appointment_at",
+        "assignee_id",
+        "assignee_name",
+        "department_code",
+        "team_id",
+        "received_at",
+        "dispatched_at",
+        "accepted_at",
+        "arrived_at",
+        "finished_at",
+        "closed_at",
+        "cancelled_at",
+        "next_deadline",
+        "next_clock",
+        "result",
+        "pause_reason",
+        "promised_at",
+        "unfinished_reason",
+        "next_at",
+        "callback_method",
+        "callback_rating",
+        "callback_comment",
+        "reopen_count",
+        "labour_fen",
+        "material_fen",
+        "catalog_fee_fen",
+        "total_fen",
+        "paid",
+        "project_code",
+        "updated_at",
     )
     out: dict[str, Any] = {k: row.get(k) for k in keys}
     out["project"] = out.pop("project_code")
     if history is not None:
         out["history"] = [
-            {"at": h["at"], "actor": h["actor_label"], "actor_id": h["actor_id"], "action": h["action"],
-             "from": h["from_status"], "to": h["to_status"], "reason": h["reason"], "inputs": h["inputs"]}
+            {
+                "at": h["at"],
+                "actor": h["actor_label"],
+                "actor_id": h["actor_id"],
+                "action": h["action"],
+                "from": h["from_status"],
+                "to": h["to_status"],
+                "reason": h["reason"],
+                "inputs": h["inputs"],
+            }
             for h in history
         ]
     return out
@@ -103,8 +152,12 @@ async def create_order(request: Request[Any, Any, Any], data: OrderIn) -> OrderC
     if data.appointment_at is not None:
         raw["appointment_at"] = data.appointment_at.isoformat()
     reg = await create_order_from(rt, p, raw)
-    return OrderCreated(number=reg.number, status=Status(reg.status), version=reg.version,
-                        verification_code=reg.verification_code)
+    return OrderCreated(
+        number=reg.number,
+        status=Status(reg.status),
+        version=reg.version,
+        verification_code=reg.verification_code,
+    )
 
 
 @get("/api/v1/orders/{number:str}", guards=[staff_guard], tags=["orders"])
@@ -139,13 +192,20 @@ async def list_orders(
             raise DomainError("invalid", N_("Not a valid date and time"), field="updated_since")
     async with rt.engine.connect() as conn:
         rows = await orders_db.list_orders(
-            conn, p.project_ids, status=status.value if status else None, project_code=project,
-            kind=kind.value if kind else None, updated_since=since, limit=limit,
+            conn,
+            p.project_ids,
+            status=status.value if status else None,
+            project_code=project,
+            kind=kind.value if kind else None,
+            updated_since=since,
+            limit=limit,
         )
     return {"orders": [order_json(r) for r in rows]}
 
 
-async def run_action(rt: Runtime, p: Principal, number: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+async def run_action(
+    rt: Runtime, p: Principal, number: str, action: str, body: dict[str, Any]
+) -> dict[str, Any]:
     version = body.get("version")
     if isinstance(version, str) and version.isdigit():
         version = int(version)
@@ -158,9 +218,12 @@ async def run_action(rt: Runtime, p: Principal, number: str, action: str, body: 
     return row
 
 
-@post("/api/v1/orders/{number:str}/actions/{action:str}", guards=[staff_guard], status_code=200, tags=["orders"])
-async def order_action(request: Request[Any, Any, Any], number: str, action: str,
-                       data: dict[str, Any]) -> Response[dict[str, Any]]:
+@post(
+    "/api/v1/orders/{number:str}/actions/{action:str}", guards=[staff_guard], status_code=200, tags=["orders"]
+)
+async def order_action(
+    request: Request[Any, Any, Any], number: str, action: str, data: dict[str, Any]
+) -> Response[dict[str, Any]]:
     rt: Runtime = request.app.state.runtime
     p = current(request)
     assert p is not None
@@ -188,8 +251,12 @@ async def spawn_repair(request: Request[Any, Any, Any], number: str, data: Spawn
     p = current(request)
     assert p is not None
     reg = await spawn_from(rt, p, number, data.category.value)
-    return OrderCreated(number=reg.number, status=Status(reg.status), version=reg.version,
-                        verification_code=reg.verification_code)
+    return OrderCreated(
+        number=reg.number,
+        status=Status(reg.status),
+        version=reg.version,
+        verification_code=reg.verification_code,
+    )
 
 
 ROUTES = [create_order, get_order, list_orders, order_action, spawn_repair]

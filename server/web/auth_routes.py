@@ -48,11 +48,21 @@ def _client_ip(request: Request[Any, Any, Any]) -> str:
 
 
 def _is_https(request: Request[Any, Any, Any], rt: Runtime) -> bool:
-    return rt.settings.cookie_secure or request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    return (
+        rt.settings.cookie_secure
+        or request.url.scheme == "https"
+        or request.headers.get("x-forwarded-proto") == "https"
+    )
 
 
-def login_page(request: Request[Any, Any, Any], *, error: str | None = None, status: int = 200,
-               username: str = "", pin_mode: bool = False) -> Response[str]:
+def login_page(
+    request: Request[Any, Any, Any],
+    *,
+    error: str | None = None,
+    status: int = 200,
+    username: str = "",
+    pin_mode: bool = False,
+) -> Response[str]:
     html = render(
         "login.html",
         error=error,
@@ -91,8 +101,13 @@ async def _do_login(request: Request[Any, Any, Any], data: dict[str, str], *, pi
     ip = _client_ip(request)
     if await _throttled(rt, ip, username):
         minutes = max(1, rt.settings.login_window_seconds // 60)
-        return login_page(request, error=_("Too many failed attempts; try again in %(minutes)s minutes", minutes=minutes),
-                          status=429, username=username, pin_mode=pin)
+        return login_page(
+            request,
+            error=_("Too many failed attempts; try again in %(minutes)s minutes", minutes=minutes),
+            status=429,
+            username=username,
+            pin_mode=pin,
+        )
     async with rt.engine.connect() as conn:
         row = await staff_db.by_username(conn, username) if username else None
     hashed = (row.pin_hash if pin else row.password_hash) if row else None
@@ -102,7 +117,9 @@ async def _do_login(request: Request[Any, Any, Any], data: dict[str, str], *, pi
     if not ok or row is None:
         await _record_failure(rt, ip, username)
         # One message for unknown user, wrong password and disabled account.
-        return login_page(request, error=_("Wrong username or password"), status=401, username=username, pin_mode=pin)
+        return login_page(
+            request, error=_("Wrong username or password"), status=401, username=username, pin_mode=pin
+        )
     await rt.redis.delete(f"login:acct:{username}")
     old = request.cookies.get(SESSION_COOKIE)
     if old:
@@ -110,7 +127,9 @@ async def _do_login(request: Request[Any, Any, Any], data: dict[str, str], *, pi
     sid, _csrf = await rt.sessions.create(row.id)
     target = _safe_next(data.get("next")) or HOME_OF_ROLE.get(Role(row.role), "/")
     resp: Response[Any] = Redirect(target, status_code=303)
-    resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=_is_https(request, rt), path="/")
+    resp.set_cookie(
+        SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=_is_https(request, rt), path="/"
+    )
     return resp
 
 

@@ -77,7 +77,9 @@ def _can_ack(p: Principal) -> bool:
     return p.is_staff and p.role in ACK_ROLES
 
 
-async def _fragment(request: Request[Any, Any, Any], p: Principal, project: board_db.ProjectInfo) -> tuple[str, bytes]:
+async def _fragment(
+    request: Request[Any, Any, Any], p: Principal, project: board_db.ProjectInfo
+) -> tuple[str, bytes]:
     rt: Runtime = request.app.state.runtime
     can_ack = _can_ack(p)
     locale = get_locale()
@@ -89,8 +91,14 @@ async def _fragment(request: Request[Any, Any, Any], p: Principal, project: boar
         if data is None:
             raise NotFoundException("project")
         board = view.build(data, now, day_unit=_("d"), translate=_)
-        html = render("fragments/board_body.html", board=board, version=tag, can_ack=can_ack, label=label,
-                      local_time=local_time)
+        html = render(
+            "fragments/board_body.html",
+            board=board,
+            version=tag,
+            can_ack=can_ack,
+            label=label,
+            local_time=local_time,
+        )
         return html.encode(), board.next_change
 
     return await _state(request).fragment(project.id, (locale, can_ack), draw)
@@ -98,8 +106,11 @@ async def _fragment(request: Request[Any, Any, Any], p: Principal, project: boar
 
 def _headers(tag: str) -> dict[str, str]:
     # X-Board-Now lets the browser count down on the server's clock (the test clock included).
-    return {"X-Board-Version": tag, "X-Board-Now": str(int(clock.now().timestamp() * 1000)),
-            "Cache-Control": "no-store"}
+    return {
+        "X-Board-Version": tag,
+        "X-Board-Now": str(int(clock.now().timestamp() * 1000)),
+        "Cache-Control": "no-store",
+    }
 
 
 @get("/board", guards=[board_guard])
@@ -112,16 +123,24 @@ async def board_page(request: Request[Any, Any, Any], project: str | None = None
     kiosk = request.query_params.get("kiosk")
     qs = {"project": proj.code, **({"kiosk": kiosk} if kiosk and p.kind == "kiosk" else {})}
     html = render(
-        "board.html", user=p if p.is_staff else None, project=proj, body=body.decode(), version=tag, qs=qs,
-        poll_seconds=rt.settings.board_poll_seconds, sse=rt.settings.board_sse, now_ms=int(clock.now().timestamp() * 1000),
+        "board.html",
+        user=p if p.is_staff else None,
+        project=proj,
+        body=body.decode(),
+        version=tag,
+        qs=qs,
+        poll_seconds=rt.settings.board_poll_seconds,
+        sse=rt.settings.board_sse,
+        now_ms=int(clock.now().timestamp() * 1000),
         request_path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     )
     return Response(html, media_type="text/html", headers=_headers(tag))
 
 
 @get("/board/fragment", guards=[board_guard])
-async def board_fragment(request: Request[Any, Any, Any], project: str | None = None,
-                         v: str | None = None) -> Response[bytes]:
+async def board_fragment(
+    request: Request[Any, Any, Any], project: str | None = None, v: str | None = None
+) -> Response[bytes]:
     p = current(request)
     assert p is not None
     proj = await _project(request, p, project)
@@ -157,7 +176,9 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
                 try:
                     tag = await asyncio.wait_for(queue.get(), timeout=wait)
                 except TimeoutError:
-                    if not state.check_time(proj.id):  # a colour turned by time alone: that bump fills the queue
+                    if not state.check_time(
+                        proj.id
+                    ):  # a colour turned by time alone: that bump fills the queue
                         yield ServerSentEventMessage(comment="ping")
                     continue
                 yield ServerSentEventMessage(event="board", data=tag)
@@ -168,4 +189,3 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
 
 
 ROUTES: list[Any] = [board_page, board_fragment, board_events, *test_clock.ROUTES]
-

@@ -28,26 +28,77 @@ DESK_ROLES = {"roles": INTAKE_ROLES}
 
 
 async def _desk_context(conn: Any, p: Principal) -> dict[str, Any]:
-    projects = (await conn.execute(
-        text("SELECT id, code, name FROM projects WHERE id = ANY(:ids) AND active ORDER BY code"),
-        {"ids": list(p.project_ids)})).mappings().all()
-    areas = (await conn.execute(
-        text("SELECT a.name, p.code FROM public_areas a JOIN projects p ON p.id = a.project_id "
-             "WHERE a.project_id = ANY(:ids) ORDER BY a.name"), {"ids": list(p.project_ids)})).mappings().all()
-    catalog = (await conn.execute(
-        text("SELECT code, name, minutes, price_fen, category FROM catalog_items "
-             "WHERE active AND (project_id IS NULL OR project_id = ANY(:ids)) ORDER BY category, name"),
-        {"ids": list(p.project_ids)})).mappings().all()
-    engineers = (await conn.execute(
-        text("SELECT DISTINCT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
-             "WHERE sp.project_id = ANY(:ids) AND s.role = 'engineer' AND s.active ORDER BY s.display_name"),
-        {"ids": list(p.project_ids)})).mappings().all()
-    recent = (await conn.execute(
-        text("SELECT number, status, summary, location, received_at FROM orders WHERE project_id = ANY(:ids) "
-             "ORDER BY id DESC LIMIT 15"), {"ids": list(p.project_ids)})).mappings().all()
+    projects = (
+        (
+            await conn.execute(
+                text("SELECT id, code, name FROM projects WHERE id = ANY(:ids) AND active ORDER BY code"),
+                {"ids": list(p.project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    areas = (
+        (
+            await conn.execute(
+                text(
+                    "SELECT a.name, p.code FROM public_areas a JOIN projects p ON p.id = a.project_id "
+                    "WHERE a.project_id = ANY(:ids) ORDER BY a.name"
+                ),
+                {"ids": list(p.project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    catalog = (
+        (
+            await conn.execute(
+                text(
+                    "SELECT code, name, minutes, price_fen, category FROM catalog_items "
+                    "WHERE active AND (project_id IS NULL OR project_id = ANY(:ids)) ORDER BY category, name"
+                ),
+                {"ids": list(p.project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    engineers = (
+        (
+            await conn.execute(
+                text(
+                    "SELECT DISTINCT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                    "WHERE sp.project_id = ANY(:ids) AND s.role = 'engineer' AND s.active ORDER BY s.display_name"
+                ),
+                {"ids": list(p.project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    recent = (
+        (
+            await conn.execute(
+                text(
+                    "SELECT number, status, summary, location, received_at FROM orders WHERE project_id = ANY(:ids) "
+                    "ORDER BY id DESC LIMIT 15"
+                ),
+                {"ids": list(p.project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
     return {
-        "projects": projects, "areas": areas, "catalog": catalog, "engineers": engineers, "recent": recent,
-        "kinds": list(Kind), "urgencies": list(Urgency), "channels": list(Channel),
+        "projects": projects,
+        "areas": areas,
+        "catalog": catalog,
+        "engineers": engineers,
+        "recent": recent,
+        "kinds": list(Kind),
+        "urgencies": list(Urgency),
+        "channels": list(Channel),
         "repair_categories": [c for c in Category if c in REPAIR_CATEGORIES],
         "matter_categories": [c for c in Category if c not in REPAIR_CATEGORIES],
     }
@@ -60,8 +111,10 @@ async def desk(request: Request[Any, Any, Any]) -> Response[str]:
     assert p is not None
     async with rt.engine.connect() as conn:
         ctx = await _desk_context(conn, p)
-    return Response(render("desk.html", user=p, form={}, errors={}, created=None, request_path="/desk", **ctx),
-                    media_type="text/html")
+    return Response(
+        render("desk.html", user=p, form={}, errors={}, created=None, request_path="/desk", **ctx),
+        media_type="text/html",
+    )
 
 
 @post("/desk/orders", guards=[staff_guard], opt=DESK_ROLES, status_code=200)
@@ -80,8 +133,15 @@ async def desk_create(request: Request[Any, Any, Any], data: Form) -> Response[s
         errors = {e.field or "form": translate(e.msgid, e.params)}
     async with rt.engine.connect() as conn:
         ctx = await _desk_context(conn, p)
-    html = render("fragments/desk_form.html" if is_htmx(request) else "desk.html", user=p,
-                  form={} if created else form, errors=errors, created=created, request_path="/desk", **ctx)
+    html = render(
+        "fragments/desk_form.html" if is_htmx(request) else "desk.html",
+        user=p,
+        form={} if created else form,
+        errors=errors,
+        created=created,
+        request_path="/desk",
+        **ctx,
+    )
     return Response(html, status_code=422 if errors else 200, media_type="text/html")
 
 
@@ -96,16 +156,22 @@ async def desk_lookup(request: Request[Any, Any, Any], q: str = "") -> Response[
     if len(q) >= 3:
         phone = normalize_phone(q) or "".join(ch for ch in q if ch.isdigit())
         async with rt.engine.connect() as conn:
-            rows = list((await conn.execute(
-                text(
-                    "SELECT b.code || '-' || r.unit || '-' || r.number AS room, r.owner_name, r.owner_phone, pr.code AS project "
-                    "FROM rooms r JOIN buildings b ON b.id = r.building_id JOIN projects pr ON pr.id = b.project_id "
-                    "WHERE b.project_id = ANY(:ids) AND ((:phone <> '' AND r.owner_phone LIKE '%' || :phone || '%') "
-                    "   OR (b.code || '-' || r.unit || '-' || r.number) LIKE :room || '%') "
-                    "ORDER BY 1 LIMIT 8"
-                ),
-                {"ids": list(p.project_ids), "phone": phone if len(phone) >= 3 else "", "room": q},
-            )).mappings().all())
+            rows = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT b.code || '-' || r.unit || '-' || r.number AS room, r.owner_name, r.owner_phone, pr.code AS project "
+                            "FROM rooms r JOIN buildings b ON b.id = r.building_id JOIN projects pr ON pr.id = b.project_id "
+                            "WHERE b.project_id = ANY(:ids) AND ((:phone <> '' AND r.owner_phone LIKE '%' || :phone || '%') "
+                            "   OR (b.code || '-' || r.unit || '-' || r.number) LIKE :room || '%') "
+                            "ORDER BY 1 LIMIT 8"
+                        ),
+                        {"ids": list(p.project_ids), "phone": phone if len(phone) >= 3 else "", "room": q},
+                    )
+                )
+                .mappings()
+                .all()
+            )
     return Response(render("fragments/desk_lookup.html", rows=rows), media_type="text/html")
 
 
@@ -115,31 +181,81 @@ async def _order_page_context(rt: Runtime, p: Principal, number: str) -> dict[st
         if row is None or row["project_id"] not in p.project_ids:
             raise DomainError("not_found", N_("No order %(number)s"), number=number[:40])
         hist = await orders_db.history(conn, row["id"])
-        clocks = (await conn.execute(
-            text("SELECT kind, generation, started_at, deadline, state, breached_at, ended_at FROM order_clocks "
-                 "WHERE order_id = :o ORDER BY id"), {"o": row["id"]})).mappings().all()
-        materials = (await conn.execute(
-            text("SELECT name, quantity, unit, unit_price_fen, provided_by, verified FROM order_materials "
-                 "WHERE order_id = :o ORDER BY id"), {"o": row["id"]})).mappings().all()
-        engineers = (await conn.execute(
-            text("SELECT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
-                 "WHERE sp.project_id = :p AND s.role = 'engineer' AND s.active ORDER BY s.display_name"),
-            {"p": row["project_id"]})).mappings().all()
+        clocks = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT kind, generation, started_at, deadline, state, breached_at, ended_at FROM order_clocks "
+                        "WHERE order_id = :o ORDER BY id"
+                    ),
+                    {"o": row["id"]},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        materials = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT name, quantity, unit, unit_price_fen, provided_by, verified FROM order_materials "
+                        "WHERE order_id = :o ORDER BY id"
+                    ),
+                    {"o": row["id"]},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        engineers = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                        "WHERE sp.project_id = :p AND s.role = 'engineer' AND s.active ORDER BY s.display_name"
+                    ),
+                    {"p": row["project_id"]},
+                )
+            )
+            .mappings()
+            .all()
+        )
     view = orders_db.order_view(row)
     allowed = lifecycle.allowed_actions(view, actor_of(p).as_lifecycle_actor())
-    can_spawn = row["kind"] == Kind.MATTER.value and row["status"] not in ("closed", "cancelled") \
+    can_spawn = (
+        row["kind"] == Kind.MATTER.value
+        and row["status"] not in ("closed", "cancelled")
         and p.role in INTAKE_ROLES
+    )
     children = (await _children(rt, row["id"])) if row["kind"] == Kind.MATTER.value else []
-    return {"order": row, "history": hist, "clocks": clocks, "materials": materials, "allowed": allowed,
-            "specs": lifecycle.ACTIONS, "engineers": engineers, "now": clock.now(), "user": p,
-            "can_spawn": can_spawn, "repair_categories": [c for c in Category if c in REPAIR_CATEGORIES],
-            "children": children}
+    return {
+        "order": row,
+        "history": hist,
+        "clocks": clocks,
+        "materials": materials,
+        "allowed": allowed,
+        "specs": lifecycle.ACTIONS,
+        "engineers": engineers,
+        "now": clock.now(),
+        "user": p,
+        "can_spawn": can_spawn,
+        "repair_categories": [c for c in Category if c in REPAIR_CATEGORIES],
+        "children": children,
+    }
 
 
 async def _children(rt: Runtime, order_id: int) -> list[Any]:
     async with rt.engine.connect() as conn:
-        return list((await conn.execute(text("SELECT number, status FROM orders WHERE parent_order_id = :o ORDER BY id"),
-                                        {"o": order_id})).mappings().all())
+        return list(
+            (
+                await conn.execute(
+                    text("SELECT number, status FROM orders WHERE parent_order_id = :o ORDER BY id"),
+                    {"o": order_id},
+                )
+            )
+            .mappings()
+            .all()
+        )
 
 
 @get("/orders/{number:str}", guards=[staff_guard])
@@ -160,8 +276,12 @@ async def order_do(request: Request[Any, Any, Any], number: str, action: str, da
     body: dict[str, Any] = {k: v for k, v in data.items() if v != ""}
     await run_action(rt, p, number, action, body)
     ctx = await _order_page_context(rt, p, number)
-    html = render("fragments/order_main.html" if is_htmx(request) else "order.html", request_path=f"/orders/{number}",
-                  flash=translate(N_("Done: %(action)s"), {"action": action_label(action)}), **ctx)
+    html = render(
+        "fragments/order_main.html" if is_htmx(request) else "order.html",
+        request_path=f"/orders/{number}",
+        flash=translate(N_("Done: %(action)s"), {"action": action_label(action)}),
+        **ctx,
+    )
     return Response(html, media_type="text/html")
 
 
@@ -185,8 +305,12 @@ async def order_spawn(request: Request[Any, Any, Any], number: str, data: Form) 
     assert p is not None
     reg = await spawn_from(rt, p, number, data.get("category", ""))
     ctx = await _order_page_context(rt, p, number)
-    html = render("fragments/order_main.html" if is_htmx(request) else "order.html", request_path=f"/orders/{number}",
-                  flash=translate(N_("Repair %(number)s registered"), {"number": reg.number}), **ctx)
+    html = render(
+        "fragments/order_main.html" if is_htmx(request) else "order.html",
+        request_path=f"/orders/{number}",
+        flash=translate(N_("Repair %(number)s registered"), {"number": reg.number}),
+        **ctx,
+    )
     return Response(html, media_type="text/html")
 
 

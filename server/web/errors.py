@@ -38,15 +38,23 @@ class FieldErrors(Exception):
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/") or request.headers.get("authorization", "").lower().startswith("bearer")
+    return request.url.path.startswith("/api/") or request.headers.get(
+        "authorization", ""
+    ).lower().startswith("bearer")
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def error_response(request: Request[Any, Any, Any], status: int, code: str, message: str,
-                   field: str | None = None, fields: dict[str, str] | None = None) -> Response[Any]:
+def error_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> Response[Any]:
     if wants_json(request):
         body: dict[str, Any] = {"code": code, "message": message}
         if field:
@@ -58,7 +66,9 @@ def error_response(request: Request[Any, Any, Any], status: int, code: str, mess
         html = render("fragments/flash.html", level="error", message=message, fields=fields or {})
         headers = {"HX-Retarget": request.headers.get("x-error-target", "#flash"), "HX-Reswap": "innerHTML"}
         return Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
-    html = render("error.html", status=status, message=message, fields=fields or {}, user=request.scope.get("user"))
+    html = render(
+        "error.html", status=status, message=message, fields=fields or {}, user=request.scope.get("user")
+    )
     return Response(html, status_code=status, media_type=MediaType.HTML)
 
 
@@ -79,8 +89,9 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         fields = {f: translate(m, p) for f, (m, p) in exc.errors.items()}
     elif exc.field:
         fields = {exc.field: message}
-    return error_response(request, STATUS_OF_KIND.get(exc.kind, 400), exc.kind, message, field=exc.field,
-                          fields=fields)
+    return error_response(
+        request, STATUS_OF_KIND.get(exc.kind, 400), exc.kind, message, field=exc.field, fields=fields
+    )
 
 
 def field_errors_handler(request: Request[Any, Any, Any], exc: FieldErrors) -> Response[Any]:
@@ -134,14 +145,23 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         return error_response(request, 429, "throttled", str(exc.detail))
     if exc.status_code >= 500:
         log.error("http %s on %s: %s", exc.status_code, request.url.path, exc.detail)
-        return error_response(request, exc.status_code, "server_error", _("The server could not finish this request; please try again"))
+        return error_response(
+            request,
+            exc.status_code,
+            "server_error",
+            _("The server could not finish this request; please try again"),
+        )
     return error_response(request, exc.status_code, "bad_request", _("Bad request"))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "server_error",
-                          _("The server could not finish this request; please try again"))
+    return error_response(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "server_error",
+        _("The server could not finish this request; please try again"),
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
@@ -166,6 +186,11 @@ async def csrf_refused(scope: Any, receive: Any, send: Any) -> None:
     else:
         body = render("fragments/flash.html", level="error", message=message, fields={}).encode()
         ctype = b"text/html; charset=utf-8"
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -43,15 +43,18 @@ async def _callbacks_ctx(rt: Runtime, p: Principal) -> dict[str, Any]:
             "unsatisfied": await worklists.unsatisfied_recent(conn, pids, now - timedelta(days=7)),
             "apologies": await worklists.on_breached_clock(conn, pids, "arrival"),
             "checks": await worklists.on_breached_clock(conn, pids, "first_callback"),
-            "now": now, "user": p,
+            "now": now,
+            "user": p,
         }
 
 
 @get("/callbacks", guards=[staff_guard], opt=CALLBACK_ROLES)
 async def callbacks(request: Request[Any, Any, Any]) -> Response[str]:
     rt, p = _me(request)
-    return Response(render("callbacks.html", request_path="/callbacks", **await _callbacks_ctx(rt, p)),
-                    media_type="text/html")
+    return Response(
+        render("callbacks.html", request_path="/callbacks", **await _callbacks_ctx(rt, p)),
+        media_type="text/html",
+    )
 
 
 @post("/callbacks/{number:str}/{action:str}", guards=[staff_guard], opt=CALLBACK_ROLES, status_code=200)
@@ -63,8 +66,14 @@ async def callback_do(request: Request[Any, Any, Any], number: str, action: str,
     body: dict[str, Any] = {k: v for k, v in data.items() if v != "" and k != "_csrf"}
     await run_action(rt, p, number, action, body)
     ctx = await _callbacks_ctx(rt, p)
-    return Response(render("fragments/callbacks_main.html", flash=translate(N_("%(number)s: done"), {"number": number}),
-                           **ctx), media_type="text/html")
+    return Response(
+        render(
+            "fragments/callbacks_main.html",
+            flash=translate(N_("%(number)s: done"), {"number": number}),
+            **ctx,
+        ),
+        media_type="text/html",
+    )
 
 
 @get("/finance", guards=[staff_guard], opt=FINANCE_ROLES)
@@ -72,7 +81,9 @@ async def finance(request: Request[Any, Any, Any]) -> Response[str]:
     rt, p = _me(request)
     async with rt.engine.connect() as conn:
         rows = await worklists.finance(conn, list(p.project_ids))
-    return Response(render("finance.html", rows=rows, user=p, request_path="/finance"), media_type="text/html")
+    return Response(
+        render("finance.html", rows=rows, user=p, request_path="/finance"), media_type="text/html"
+    )
 
 
 @post("/finance/{number:str}/paid", guards=[staff_guard], opt=FINANCE_ROLES, status_code=200)
@@ -81,13 +92,25 @@ async def finance_paid(request: Request[Any, Any, Any], number: str, data: Form)
     await run_action(rt, p, number, "mark_paid", {"version": data.get("version", "")})
     async with rt.engine.connect() as conn:
         rows = await worklists.finance(conn, list(p.project_ids))
-    return Response(render("finance.html", rows=rows, user=p, request_path="/finance",
-                           flash=translate(N_("%(number)s: done"), {"number": number})), media_type="text/html")
+    return Response(
+        render(
+            "finance.html",
+            rows=rows,
+            user=p,
+            request_path="/finance",
+            flash=translate(N_("%(number)s: done"), {"number": number}),
+        ),
+        media_type="text/html",
+    )
 
 
 async def shift_lists(conn: Any, pids: list[int], now: datetime) -> dict[str, Any]:
-    proj = (await conn.execute(text("SELECT tz, desk_opens, desk_closes FROM projects WHERE id = ANY(:p) ORDER BY id LIMIT 1"),
-                               {"p": pids})).first()
+    proj = (
+        await conn.execute(
+            text("SELECT tz, desk_opens, desk_closes FROM projects WHERE id = ANY(:p) ORDER BY id LIMIT 1"),
+            {"p": pids},
+        )
+    ).first()
     tz, opens, closes = proj if proj else ("Asia/Shanghai", time(9), time(17, 30))
     w = shift_windows(now, tz, opens, closes)
     return {
@@ -95,7 +118,8 @@ async def shift_lists(conn: Any, pids: list[int], now: datetime) -> dict[str, An
         "end_of_shift": await worklists.end_of_shift(conn, pids),
         "handover": await worklists.night_handover(conn, pids, w["night_start"], w["morning"]),
         "over_24h": await worklists.unfinished_over_24h(conn, pids, now),
-        "windows": w, "tz": tz,
+        "windows": w,
+        "tz": tz,
     }
 
 
@@ -116,7 +140,9 @@ async def slip_returned(request: Request[Any, Any, Any], number: str) -> Respons
         if row is None or row["project_id"] not in p.project_ids:
             raise DomainError("not_found", N_("No order %(number)s"), number=number[:40])
         if await worklists.mark_slip_returned(conn, row["id"], now):
-            await orders_db.add_event(conn, row["id"], now, actor_of(p), "slip_returned", row["status"], row["status"], None)
+            await orders_db.add_event(
+                conn, row["id"], now, actor_of(p), "slip_returned", row["status"], row["status"], None
+            )
         lists = await shift_lists(conn, list(p.project_ids), now)
     return Response(render("shift.html", user=p, request_path="/shift", **lists), media_type="text/html")
 

@@ -29,18 +29,37 @@ PER_PHONE_PER_HOUR = 3
 
 async def _project(rt: Runtime, code: str) -> dict[str, Any]:
     async with rt.engine.connect() as conn:
-        row = (await conn.execute(text("SELECT id, code, name FROM projects WHERE code = :c AND active"),
-                                  {"c": code[:20]})).mappings().first()
+        row = (
+            (
+                await conn.execute(
+                    text("SELECT id, code, name FROM projects WHERE code = :c AND active"), {"c": code[:20]}
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise DomainError("not_found", N_("Unknown project %(value)s"), value=code[:20])
     return dict(row)
 
 
-def _page(project: dict[str, Any], form: dict[str, str], errors: dict[str, str], done: Any = None,
-          status: int = 200) -> Response[str]:
+def _page(
+    project: dict[str, Any], form: dict[str, str], errors: dict[str, str], done: Any = None, status: int = 200
+) -> Response[str]:
     cats = [c for c in Category if c in REPAIR_CATEGORIES]
-    return Response(render("public_form.html", project=project, form=form, errors=errors, done=done, categories=cats,
-                           user=None), status_code=status, media_type="text/html")
+    return Response(
+        render(
+            "public_form.html",
+            project=project,
+            form=form,
+            errors=errors,
+            done=done,
+            categories=cats,
+            user=None,
+        ),
+        status_code=status,
+        media_type="text/html",
+    )
 
 
 @get("/report/{code:str}")
@@ -61,22 +80,36 @@ async def _over_limit(rt: Runtime, key: str, limit: int) -> bool:
 async def public_submit(request: Request[Any, Any, Any], code: str, data: Form) -> Response[str]:
     rt: Runtime = request.app.state.runtime
     project = await _project(rt, code)
-    form = {k: v for k, v in data.items() if k in ("room", "reporter_name", "reporter_phone", "category", "summary",
-                                                   "content")}
+    form = {
+        k: v
+        for k, v in data.items()
+        if k in ("room", "reporter_name", "reporter_phone", "category", "summary", "content")
+    }
     if data.get("website"):  # the honeypot field people never see
         return _page(project, {}, {}, done={"number": "—"})
     ip = request.client.host if request.client else "unknown"
     phone = normalize_phone(form.get("reporter_phone", "")) or ""
     try:
         limited = await _over_limit(rt, f"pub:ip:{ip}", PER_IP_PER_HOUR) or (
-            bool(phone) and await _over_limit(rt, f"pub:phone:{phone}", PER_PHONE_PER_HOUR))
+            bool(phone) and await _over_limit(rt, f"pub:phone:{phone}", PER_PHONE_PER_HOUR)
+        )
     except Exception:  # Redis down: the form still works, unthrottled, rather than failing residents
         limited = False
     if limited:
-        return _page(project, form, {"form": translate(N_("Too many reports from here; please call the service desk"), {})},
-                     status=429)
-    raw = {**form, "project": project["code"], "kind": "repair", "channel": "online", "urgency": "normal",
-           "area": "private"}
+        return _page(
+            project,
+            form,
+            {"form": translate(N_("Too many reports from here; please call the service desk"), {})},
+            status=429,
+        )
+    raw = {
+        **form,
+        "project": project["code"],
+        "kind": "repair",
+        "channel": "online",
+        "urgency": "normal",
+        "area": "private",
+    }
     try:
         now = clock.now()
         intake = validate_intake(raw, now=now)

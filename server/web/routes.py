@@ -21,6 +21,17 @@ def all_routes() -> list[Any]:
         work,
     )
 
-    return [*health.ROUTES, *auth_routes.ROUTES, *account.ROUTES, *reports.ROUTES,
-            *api_orders.ROUTES, *desk.ROUTES, *work.ROUTES, *public_form.ROUTES,
-            *followup.ROUTES, *alerts.ROUTES, *admin.ROUTES, *board.ROUTES]
+    return [
+        *health.ROUTES,
+        *auth_routes.ROUTES,
+        *account.ROUTES,
+        *reports.ROUTES,
+        *api_orders.ROUTES,
+        *desk.ROUTES,
+        *work.ROUTES,
+        *public_form.ROUTES,
+        *followup.ROUTES,
+        *alerts.ROUTES,
+        *admin.ROUTES,
+        *board.ROUTES,
+    ]

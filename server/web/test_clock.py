@@ -28,7 +28,9 @@ async def set_test_clock(request: Request[Any, Any, Any], data: ClockOffset) -> 
     if not rt.settings.test_clock:  # belt and braces: the route is not even mounted then
         raise NotFoundException("clock")
     async with rt.engine.begin() as conn:
-        await conn.execute(text("UPDATE app_clock SET offset_seconds = :o WHERE id = 1"), {"o": data.offset_seconds})
+        await conn.execute(
+            text("UPDATE app_clock SET offset_seconds = :o WHERE id = 1"), {"o": data.offset_seconds}
+        )
         await conn.execute(text("SELECT pg_notify('clock', :p)"), {"p": repr(float(data.offset_seconds))})
     clock.set_offset(data.offset_seconds)  # at once here; other processes follow the NOTIFY
     if rt.board is not None:

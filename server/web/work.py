@@ -39,17 +39,43 @@ def _with_actions(rows: list[dict[str, Any]], p: Principal) -> list[dict[str, An
 
 async def _tablet_data(rt: Runtime, p: Principal) -> dict[str, Any]:
     async with rt.engine.connect() as conn:
-        rows = [dict(r) for r in (await conn.execute(
-            sql("tablet_orders"),
-            {"me": p.staff_id, "pids": list(p.project_ids), "teams": list(p.team_ids), "dept": p.department},
-        )).mappings().all()]
-        alerts = [dict(r) for r in (await conn.execute(
-            text("SELECT a.id, a.kind, a.title, a.started_at, a.next_step_index, o.number, o.location "
-                 "FROM alerts a LEFT JOIN orders o ON o.id = a.order_id "
-                 "WHERE a.project_id = ANY(:pids) AND a.state = 'triggered' ORDER BY a.started_at"),
-            {"pids": list(p.project_ids)})).mappings().all()]
+        rows = [
+            dict(r)
+            for r in (
+                await conn.execute(
+                    sql("tablet_orders"),
+                    {
+                        "me": p.staff_id,
+                        "pids": list(p.project_ids),
+                        "teams": list(p.team_ids),
+                        "dept": p.department,
+                    },
+                )
+            )
+            .mappings()
+            .all()
+        ]
+        alerts = [
+            dict(r)
+            for r in (
+                await conn.execute(
+                    text(
+                        "SELECT a.id, a.kind, a.title, a.started_at, a.next_step_index, o.number, o.location "
+                        "FROM alerts a LEFT JOIN orders o ON o.id = a.order_id "
+                        "WHERE a.project_id = ANY(:pids) AND a.state = 'triggered' ORDER BY a.started_at"
+                    ),
+                    {"pids": list(p.project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        ]
     _with_actions(rows, p)
-    mine = [r for r in rows if r["assignee_id"] == p.staff_id or (r["assignee_id"] is None and r["status"] != "pooled")]
+    mine = [
+        r
+        for r in rows
+        if r["assignee_id"] == p.staff_id or (r["assignee_id"] is None and r["status"] != "pooled")
+    ]
     pool = [r for r in rows if r["status"] == Status.POOLED.value]
     return {"mine": mine, "pool": pool, "alerts": alerts, "now": clock.now(), "user": p}
 
@@ -85,8 +111,15 @@ async def tablet_do(request: Request[Any, Any, Any], number: str, action: str, d
 
 
 def _triage_filters(q: dict[str, str], p: Principal) -> dict[str, Any]:
-    f: dict[str, Any] = {"pids": list(p.project_ids), "project": None, "team": None, "category": None,
-                         "kind": None, "status": None, "breached": False}
+    f: dict[str, Any] = {
+        "pids": list(p.project_ids),
+        "project": None,
+        "team": None,
+        "category": None,
+        "kind": None,
+        "status": None,
+        "breached": False,
+    }
     if q.get("project"):
         f["project"] = q["project"][:20]
     if q.get("team", "").isdigit():
@@ -95,17 +128,23 @@ def _triage_filters(q: dict[str, str], p: Principal) -> dict[str, Any]:
         try:
             f["category"] = Category(q["category"]).value
         except ValueError:
-            raise DomainError("invalid", N_("Unknown value %(value)s"), field="category", value=q["category"][:30]) from None
+            raise DomainError(
+                "invalid", N_("Unknown value %(value)s"), field="category", value=q["category"][:30]
+            ) from None
     if q.get("kind"):
         try:
             f["kind"] = Kind(q["kind"]).value
         except ValueError:
-            raise DomainError("invalid", N_("Unknown value %(value)s"), field="kind", value=q["kind"][:30]) from None
+            raise DomainError(
+                "invalid", N_("Unknown value %(value)s"), field="kind", value=q["kind"][:30]
+            ) from None
     if q.get("status"):
         try:
             f["status"] = Status(q["status"]).value
         except ValueError:
-            raise DomainError("invalid", N_("Unknown value %(value)s"), field="status", value=q["status"][:30]) from None
+            raise DomainError(
+                "invalid", N_("Unknown value %(value)s"), field="status", value=q["status"][:30]
+            ) from None
     f["breached"] = q.get("breached") in ("1", "on", "true")
     return f
 
@@ -113,20 +152,57 @@ def _triage_filters(q: dict[str, str], p: Principal) -> dict[str, Any]:
 async def _triage_data(rt: Runtime, p: Principal, q: dict[str, str]) -> dict[str, Any]:
     f = _triage_filters(q, p)
     async with rt.engine.connect() as conn:
-        rows = [dict(r) for r in (await conn.execute(sql("triage_orders"), {**f, "now": clock.now()})).mappings().all()]
-        engineers = (await conn.execute(
-            text("SELECT DISTINCT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
-                 "WHERE sp.project_id = ANY(:pids) AND s.role IN ('engineer', 'handler') AND s.active "
-                 "ORDER BY s.display_name"), {"pids": list(p.project_ids)})).mappings().all()
-        teams = (await conn.execute(
-            text("SELECT id, name FROM teams WHERE project_id = ANY(:pids) ORDER BY name"),
-            {"pids": list(p.project_ids)})).mappings().all()
-        projects = (await conn.execute(
-            text("SELECT code, name FROM projects WHERE id = ANY(:pids) ORDER BY code"),
-            {"pids": list(p.project_ids)})).mappings().all()
+        rows = [
+            dict(r)
+            for r in (await conn.execute(sql("triage_orders"), {**f, "now": clock.now()})).mappings().all()
+        ]
+        engineers = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                        "WHERE sp.project_id = ANY(:pids) AND s.role IN ('engineer', 'handler') AND s.active "
+                        "ORDER BY s.display_name"
+                    ),
+                    {"pids": list(p.project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        teams = (
+            (
+                await conn.execute(
+                    text("SELECT id, name FROM teams WHERE project_id = ANY(:pids) ORDER BY name"),
+                    {"pids": list(p.project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        projects = (
+            (
+                await conn.execute(
+                    text("SELECT code, name FROM projects WHERE id = ANY(:pids) ORDER BY code"),
+                    {"pids": list(p.project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        )
     _with_actions(rows, p)
-    return {"rows": rows, "engineers": engineers, "teams": teams, "projects": projects, "filters": q,
-            "categories": list(Category), "kinds": list(Kind), "statuses": list(Status), "now": clock.now(), "user": p}
+    return {
+        "rows": rows,
+        "engineers": engineers,
+        "teams": teams,
+        "projects": projects,
+        "filters": q,
+        "categories": list(Category),
+        "kinds": list(Kind),
+        "statuses": list(Status),
+        "now": clock.now(),
+        "user": p,
+    }
 
 
 @get("/triage", guards=[staff_guard], opt=TRIAGE)
@@ -154,7 +230,9 @@ async def triage_do(request: Request[Any, Any, Any], action: str, data: Form) ->
     rt: Runtime = request.app.state.runtime
     p = current(request)
     assert p is not None
-    inputs = {k: v for k, v in data.items() if v != "" and k not in ("_csrf", "number", "version", "selected")}
+    inputs = {
+        k: v for k, v in data.items() if v != "" and k not in ("_csrf", "number", "version", "selected")
+    }
     targets: list[tuple[str, int]] = []
     if data.get("number"):
         targets.append((data["number"], int(data.get("version") or 0)))
@@ -176,7 +254,9 @@ async def triage_do(request: Request[Any, Any, Any], action: str, data: Form) ->
             refused.append(f"{number}: {translate(e.msgid, e.params)}")
     q = dict(request.query_params)
     data_ = await _triage_data(rt, p, q)
-    flash = translate(N_("%(count)s done"), {"count": len(done)}) + ("; " + "; ".join(refused) if refused else "")
+    flash = translate(N_("%(count)s done"), {"count": len(done)}) + (
+        "; " + "; ".join(refused) if refused else ""
+    )
     return Response(render("fragments/triage_rows.html", flash=flash, **data_), media_type="text/html")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from server.persistence import staff as staff_db
 from server.security import new_token, token_hash
 from tests.browser.conftest import shot
-from tests.integration.test_board import _project_id, alert_for, close_orders, make_order
+from tests.integration.test_board import _project_id, alert_for, close_orders, frozen_chain, make_order
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,9 @@ POLL = 2.0  # BOARD_POLL_SECONDS default
 async def kiosk_url(live_server: Any, engine: Any) -> str:
     token = new_token("kiosk")
     async with engine.begin() as conn:
-        await staff_db.create_kiosk_token(conn, token_hash(token), [await _project_id(engine, "DEMO")], "wall")
+        await staff_db.create_kiosk_token(
+            conn, token_hash(token), [await _project_id(engine, "DEMO")], "wall"
+        )
     return f"{live_server.url}/board?kiosk={token}"
 
 
@@ -41,6 +43,7 @@ async def orders(engine: Any) -> AsyncIterator[list[dict[str, Any]]]:
 @pytest.fixture
 async def test_clock(live_server: Any) -> AsyncIterator[Any]:
     async with httpx.AsyncClient(base_url=live_server.url) as c:
+
         async def move(seconds: float) -> None:
             r = await c.post("/_test/clock", json={"offset_seconds": seconds})
             assert r.status_code == 200, r.text
@@ -51,25 +54,110 @@ async def test_clock(live_server: Any) -> AsyncIterator[Any]:
 
 # A believable evening on the wall: every stage, every colour.
 SCENE = [
-    dict(status="pooled", minutes=5, started_ago=1, category="electrical", location="5栋-1单元-1202",
-         summary="客厅跳闸，全屋停电", name="刘建国", phone="13911112222"),
-    dict(status="new", minutes=15, started_ago=9, category="plumbing", urgency="emergency", location="2号地库 B区",
-         summary="消防水管爆裂，地面积水", name="巡检", phone="13800001111"),
-    dict(status="pooled", minutes=5, started_ago=7, category="building", location="8栋-2单元-301",
-         summary="入户门锁打不开", name="陈美玲", phone="13722223333"),
-    dict(status="assigned", minutes=15, started_ago=4, category="hvac", location="1栋-1单元-902", clock_kind="arrival",
-         summary="空调不制冷", name="王小明", phone="13633334444", assignee="shifu1"),
-    dict(status="accepted", minutes=15, started_ago=13, category="network", location="会所", clock_kind="arrival",
-         summary="前台电话无信号", name="物业前台", phone="02166667777", assignee="shifu2"),
-    dict(status="on_site", minutes=480, started_ago=60, category="elevator", location="3栋 2号电梯",
-         clock_kind="completion", summary="电梯门关不严", name="赵敏", phone="13544445555", assignee="shifu3"),
-    dict(status="on_site", minutes=1440, started_ago=1500, category="fire", location="中心花园",
-         clock_kind="completion", summary="消火栓箱门损坏", name="巡检", phone="13800001111", assignee="shifu4"),
-    dict(status="paused", minutes=1440, started_ago=300, category="plumbing", location="6栋-2单元-1101",
-         clock_kind="completion", summary="等待配件：马桶进水阀", name="孙丽", phone="13355556666",
-         assignee="shifu1", paused=True),
-    dict(status="callback", minutes=1440, started_ago=120, category="greening", location="南门",
-         clock_kind="callback", summary="草坪喷灌已修复，待回访", name="周杰", phone="13266667777", assignee="shifu2"),
+    dict(
+        status="pooled",
+        minutes=5,
+        started_ago=1,
+        category="electrical",
+        location="5栋-1单元-1202",
+        summary="客厅跳闸，全屋停电",
+        name="刘建国",
+        phone="13911112222",
+    ),
+    dict(
+        status="new",
+        minutes=15,
+        started_ago=9,
+        category="plumbing",
+        urgency="emergency",
+        location="2号地库 B区",
+        summary="消防水管爆裂，地面积水",
+        name="巡检",
+        phone="13800001111",
+    ),
+    dict(
+        status="pooled",
+        minutes=5,
+        started_ago=7,
+        category="building",
+        location="8栋-2单元-301",
+        summary="入户门锁打不开",
+        name="陈美玲",
+        phone="13722223333",
+    ),
+    dict(
+        status="assigned",
+        minutes=15,
+        started_ago=4,
+        category="hvac",
+        location="1栋-1单元-902",
+        clock_kind="arrival",
+        summary="空调不制冷",
+        name="王小明",
+        phone="13633334444",
+        assignee="shifu1",
+    ),
+    dict(
+        status="accepted",
+        minutes=15,
+        started_ago=13,
+        category="network",
+        location="会所",
+        clock_kind="arrival",
+        summary="前台电话无信号",
+        name="物业前台",
+        phone="02166667777",
+        assignee="shifu2",
+    ),
+    dict(
+        status="on_site",
+        minutes=480,
+        started_ago=60,
+        category="elevator",
+        location="3栋 2号电梯",
+        clock_kind="completion",
+        summary="电梯门关不严",
+        name="赵敏",
+        phone="13544445555",
+        assignee="shifu3",
+    ),
+    dict(
+        status="on_site",
+        minutes=1440,
+        started_ago=1500,
+        category="fire",
+        location="中心花园",
+        clock_kind="completion",
+        summary="消火栓箱门损坏",
+        name="巡检",
+        phone="13800001111",
+        assignee="shifu4",
+    ),
+    dict(
+        status="paused",
+        minutes=1440,
+        started_ago=300,
+        category="plumbing",
+        location="6栋-2单元-1101",
+        clock_kind="completion",
+        summary="等待配件：马桶进水阀",
+        name="孙丽",
+        phone="13355556666",
+        assignee="shifu1",
+        paused=True,
+    ),
+    dict(
+        status="callback",
+        minutes=1440,
+        started_ago=120,
+        category="greening",
+        location="南门",
+        clock_kind="callback",
+        summary="草坪喷灌已修复，待回访",
+        name="周杰",
+        phone="13266667777",
+        assignee="shifu2",
+    ),
 ]
 
 
@@ -78,8 +166,16 @@ async def test_the_board_shows_the_evening_and_a_new_order_within_one_poll(page,
         orders.append(await make_order(engine, **spec))
     await page.goto(kiosk_url)
     await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"]')
-    new = await make_order(engine, status="pooled", minutes=30, category="security_systems",
-                           location="东门岗亭", summary="门禁读卡器失灵", name="李娜", phone="13812345678")
+    new = await make_order(
+        engine,
+        status="pooled",
+        minutes=30,
+        category="security_systems",
+        location="东门岗亭",
+        summary="门禁读卡器失灵",
+        name="李娜",
+        phone="13812345678",
+    )
     orders.append(new)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -87,7 +183,9 @@ async def test_the_board_shows_the_evening_and_a_new_order_within_one_poll(page,
     assert loop.time() - t0 <= POLL + 1.5
     card = page.locator(f'[data-number="{new["number"]}"]')
     assert "李** · 138****5678" in await card.inner_text()
-    assert await page.locator("body").evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(11, 15, 20)"
+    assert (
+        await page.locator("body").evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(11, 15, 20)"
+    )
     await page.wait_for_timeout(1200)  # countdowns and the clock have ticked
     await page.screenshot(path=shot("board-1920x1080"))
     await page.set_viewport_size({"width": 3840, "height": 2160})
@@ -96,8 +194,9 @@ async def test_the_board_shows_the_evening_and_a_new_order_within_one_poll(page,
     await page.screenshot(path=shot("board-800x1280"), full_page=False)
 
 
-async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached(page, kiosk_url, engine, orders,
-                                                                                  test_clock):
+async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached(
+    page, kiosk_url, engine, orders, test_clock
+):
     orders.append(await make_order(engine, minutes=10, location="9栋-1单元-601", summary="卫生间漏水"))
     card = page.locator(f'[data-number="{orders[0]["number"]}"]')
     await page.goto(kiosk_url)
@@ -105,8 +204,9 @@ async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached
     assert await card.get_attribute("data-band") == "green"
     for offset, band in ((6 * 60, "amber"), (9 * 60, "red"), (11 * 60, "breached")):
         await test_clock(offset)
-        await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"][data-band="{band}"]',
-                                     timeout=(POLL + 1.5) * 1000)
+        await page.wait_for_selector(
+            f'[data-number="{orders[0]["number"]}"][data-band="{band}"]', timeout=(POLL + 1.5) * 1000
+        )
     assert "band-breached" in (await card.get_attribute("class") or "")
     assert await card.evaluate("el => getComputedStyle(el).animationName") == "board-flash"
     await page.wait_for_timeout(1100)
@@ -115,22 +215,38 @@ async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached
     await page.screenshot(path=shot("board-breached"))
 
 
-async def test_an_entrapment_alert_rings_until_a_supervisor_acknowledges_it(browser, live_server, engine, orders):
+async def test_an_entrapment_alert_rings_until_a_supervisor_acknowledges_it(
+    browser, live_server, engine, orders
+):
     async with engine.begin() as conn:  # other tests' (and the demo's) alerts would keep the wall ringing
-        await conn.execute(text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'"))
+        await conn.execute(
+            text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'")
+        )
     context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     try:
-        r = await context.request.post(f"{live_server.url}/login", form={"username": "zhuguan", "password": "demo1234"},
-                                       max_redirects=0)
+        r = await context.request.post(
+            f"{live_server.url}/login", form={"username": "zhuguan", "password": "demo1234"}, max_redirects=0
+        )
         assert r.status == 303
         page = await context.new_page()
         await page.goto(f"{live_server.url}/board?project=DEMO")
         await page.click("#sound-btn")  # the one-time "enable sound" of the kiosk set-up
         assert await page.evaluate("localStorage.getItem('bx-board-sound')") == "on"
-        orders.append(await make_order(engine, kind="entrapment", category="elevator", clock_kind="ack", minutes=1,
-                                       urgency="emergency", location="3栋 2号电梯", summary="电梯困人，2人被困",
-                                       name="赵敏", phone="13544445555"))
-        chain = [{"target": "oncall_primary", "name": "张师傅"}, {"target": "supervisor", "name": "王主管"}]
+        orders.append(
+            await make_order(
+                engine,
+                kind="entrapment",
+                category="elevator",
+                clock_kind="ack",
+                minutes=1,
+                urgency="emergency",
+                location="3栋 2号电梯",
+                summary="电梯困人，2人被困",
+                name="赵敏",
+                phone="13544445555",
+            )
+        )
+        chain = frozen_chain([("oncall_primary", "张师傅"), ("supervisor", "王主管")])
         alert_id = await alert_for(engine, orders[0], chain)
         banner = page.locator(f'[data-alert-id="{alert_id}"]')
         await banner.wait_for(timeout=(POLL + 1.5) * 1000)
@@ -142,7 +258,9 @@ async def test_an_entrapment_alert_rings_until_a_supervisor_acknowledges_it(brow
         await banner.locator("button.ack").click()
         await banner.wait_for(state="detached", timeout=3000)
         async with engine.connect() as conn:
-            state = (await conn.execute(text("SELECT state FROM alerts WHERE id = :a"), {"a": alert_id})).scalar_one()
+            state = (
+                await conn.execute(text("SELECT state FROM alerts WHERE id = :a"), {"a": alert_id})
+            ).scalar_one()
         assert state == "acknowledged"
         beeps = int(await page.locator("#board-app").get_attribute("data-beeps") or 0)
         await page.wait_for_timeout(3000)
@@ -194,4 +312,7 @@ async def test_the_board_page_has_no_full_page_reloads(page, kiosk_url, engine, 
     orders.append(await make_order(engine))
     await page.wait_for_selector(f'[data-number="{orders[0]["number"]}"]', timeout=(POLL + 1.5) * 1000)
     assert await page.evaluate("window.__marker") == 42
-    assert json.loads(await page.evaluate("JSON.stringify(performance.getEntriesByType('navigation').length)")) == 1
+    assert (
+        json.loads(await page.evaluate("JSON.stringify(performance.getEntriesByType('navigation').length)"))
+        == 1
+    )

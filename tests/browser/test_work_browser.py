@@ -26,9 +26,18 @@ async def login(page: Any, base: str, user: str) -> None:
 
 async def pooled_order(engine: Any, room: str, summary: str) -> str:
     async with engine.begin() as conn:
-        intake = validate_intake({"project": "DEMO", "kind": "repair", "category": "electrical", "room": room,
-                                  "reporter_name": "浏览器", "reporter_phone": "13500000000", "summary": summary},
-                                 now=clock.now())
+        intake = validate_intake(
+            {
+                "project": "DEMO",
+                "kind": "repair",
+                "category": "electrical",
+                "room": room,
+                "reporter_name": "浏览器",
+                "reporter_phone": "13500000000",
+                "summary": summary,
+            },
+            now=clock.now(),
+        )
         reg = await orders_db.register(conn, intake, ActorInfo(None, "测试", None), clock.now())
     return reg.number
 
@@ -50,16 +59,23 @@ async def test_a_supervisors_click_assigns_in_place(browser: Any, live_server: A
     finally:
         await context.close()
     async with engine.connect() as conn:
-        status = (await conn.execute(text("SELECT status FROM orders WHERE number = :n"), {"n": number})).scalar()
+        status = (
+            await conn.execute(text("SELECT status FROM orders WHERE number = :n"), {"n": number})
+        ).scalar()
     assert status == "assigned"
 
 
-async def test_the_engineer_grabs_and_arrives_on_a_tablet(browser: Any, live_server: Any, engine: Any) -> None:
+async def test_the_engineer_grabs_and_arrives_on_a_tablet(
+    browser: Any, live_server: Any, engine: Any
+) -> None:
     number = await pooled_order(engine, "6-1-102", "平板抢单测试")
     async with engine.connect() as conn:
-        code = (await conn.execute(text("SELECT verification_code FROM orders WHERE number = :n"),
-                                   {"n": number})).scalar()
-    context = await browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN", has_touch=True)
+        code = (
+            await conn.execute(text("SELECT verification_code FROM orders WHERE number = :n"), {"n": number})
+        ).scalar()
+    context = await browser.new_context(
+        viewport={"width": 800, "height": 1280}, locale="zh-CN", has_touch=True
+    )
     page = await context.new_page()
     try:
         await page.goto(f"{live_server.url}/login?pin=1")
@@ -88,7 +104,8 @@ async def test_the_engineer_grabs_and_arrives_on_a_tablet(browser: Any, live_ser
 
 
 async def test_an_entrapment_rings_on_the_wall_until_an_engineer_acknowledges_on_the_tablet(
-        browser: Any, live_server: Any, engine: Any) -> None:
+    browser: Any, live_server: Any, engine: Any
+) -> None:
     """Registered through the API as the desk does; the wall rings; the engineer taps 确认 at 800×1280."""
     import httpx
 
@@ -103,15 +120,27 @@ async def test_an_entrapment_rings_on_the_wall_until_an_engineer_acknowledges_on
         pid = (await conn.execute(text("SELECT id FROM projects WHERE code = 'DEMO'"))).scalar_one()
         await staff_db.create_kiosk_token(conn, token_hash(kiosk), [pid], "wall")
     wall_ctx = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    tablet_ctx = await browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN", has_touch=True)
+    tablet_ctx = await browser.new_context(
+        viewport={"width": 800, "height": 1280}, locale="zh-CN", has_touch=True
+    )
     number = None
     try:
         wall = await wall_ctx.new_page()
         await wall.goto(f"{live_server.url}/board?kiosk={kiosk}")
         async with httpx.AsyncClient(base_url=live_server.url) as c:
-            r = await c.post("/api/v1/orders", headers={"Authorization": f"Bearer {token}"}, json={
-                "project": "DEMO", "kind": "entrapment", "area": "public", "public_area": "会所",
-                "reporter_name": "值班", "reporter_phone": "13800000000", "summary": "会所电梯困人 1 人"})
+            r = await c.post(
+                "/api/v1/orders",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "project": "DEMO",
+                    "kind": "entrapment",
+                    "area": "public",
+                    "public_area": "会所",
+                    "reporter_name": "值班",
+                    "reporter_phone": "13800000000",
+                    "summary": "会所电梯困人 1 人",
+                },
+            )
             assert r.status_code == 201, r.text
             number = r.json()["number"]
         banner = wall.locator(".alerts .alert", has_text=number)
@@ -134,5 +163,10 @@ async def test_an_entrapment_rings_on_the_wall_until_an_engineer_acknowledges_on
         await tablet_ctx.close()
         if number:
             async with engine.begin() as conn:
-                await conn.execute(text("UPDATE alerts SET state = 'resolved' WHERE order_id = "
-                                        "(SELECT id FROM orders WHERE number = :n)"), {"n": number})
+                await conn.execute(
+                    text(
+                        "UPDATE alerts SET state = 'resolved' WHERE order_id = "
+                        "(SELECT id FROM orders WHERE number = :n)"
+                    ),
+                    {"n": number},
+                )

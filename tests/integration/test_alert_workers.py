@@ -227,7 +227,9 @@ async def test_a_flaky_channel_delivers_once_after_retries_and_a_refusing_one_is
 ):
     async with engine.begin() as conn:
         # Earlier tests' alerts would crowd the /alerts page this test reads at the end.
-        await conn.execute(text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'"))
+        await conn.execute(
+            text("UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE state <> 'resolved'")
+        )
         pid = (await conn.execute(text("SELECT id FROM projects WHERE code = 'DEMO'"))).scalar_one()
         ids = [
             (

@@ -51,6 +51,7 @@ async def test_idle_session_expires(client, login, redis):
     sid = client.cookies.get("bx_session")
     await redis.delete(f"sess:{sid}")  # what the idle TTL does
     from server.auth import SessionStore  # noqa: F401  (cache is dropped by NOTIFY on destroy; here TTL)
+
     r = await client.get("/account")
     assert r.status_code in (200, 303)
     # The in-process cache may still hold it until the next touch; force the touch window.

@@ -25,11 +25,24 @@ async def _project_id(engine: Any, code: str) -> int:
         return (await conn.execute(text("SELECT id FROM projects WHERE code = :c"), {"c": code})).scalar_one()
 
 
-async def make_order(engine: Any, *, project: str = "DEMO", status: str = "pooled", minutes: int = 30,
-                     started_ago: float = 0, summary: str = "厨房水管漏水", name: str = "张三丰",
-                     phone: str = "13812341234", kind: str = "repair", clock_kind: str = "dispatch",
-                     category: str = "plumbing", urgency: str = "normal", location: str = "3栋 地下车库",
-                     assignee: str | None = None, paused: bool = False) -> dict[str, Any]:
+async def make_order(
+    engine: Any,
+    *,
+    project: str = "DEMO",
+    status: str = "pooled",
+    minutes: int = 30,
+    started_ago: float = 0,
+    summary: str = "厨房水管漏水",
+    name: str = "张三丰",
+    phone: str = "13812341234",
+    kind: str = "repair",
+    clock_kind: str = "dispatch",
+    category: str = "plumbing",
+    urgency: str = "normal",
+    location: str = "3栋 地下车库",
+    assignee: str | None = None,
+    paused: bool = False,
+) -> dict[str, Any]:
     """Insert an open order with one clock (started `started_ago` minutes ago) as the orders module leaves it."""
     pid = await _project_id(engine, project)
     now = clock.now()
@@ -39,32 +52,68 @@ async def make_order(engine: Any, *, project: str = "DEMO", status: str = "poole
     async with engine.begin() as conn:
         staff_id = None
         if assignee:
-            staff_id = (await conn.execute(text("SELECT id FROM staff WHERE username = :u"), {"u": assignee})).scalar_one()
-        oid = (await conn.execute(text(
-            "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, location, reporter_name, "
-            "reporter_phone, summary, channel, received_at, verification_code, assignee_id) VALUES (:n, :p, :k, :cat, "
-            ":urg, :s, 'public', :loc, :rn, :rp, :sum, 'phone', :now, '123456', :a) RETURNING id"),
-            {"n": number, "p": pid, "k": kind, "cat": category, "urg": urgency, "s": status, "loc": location,
-             "rn": name, "rp": phone, "sum": summary, "now": started, "a": staff_id},
-        )).scalar_one()
-        await conn.execute(text(
-            "INSERT INTO order_clocks (order_id, kind, started_at, deadline, minutes, state, paused_at) "
-            "VALUES (:o, :k, :started, :due, :m, :state, :paused_at)"),
-            {"o": oid, "k": clock_kind, "started": started, "due": due, "m": minutes,
-             "state": "paused" if paused else "running", "paused_at": now if paused else None})
-        await conn.execute(text("UPDATE orders SET next_deadline = :due, next_clock = :k WHERE id = :o"),
-                           {"o": oid, "k": None if paused else clock_kind, "due": None if paused else due})
+            staff_id = (
+                await conn.execute(text("SELECT id FROM staff WHERE username = :u"), {"u": assignee})
+            ).scalar_one()
+        oid = (
+            await conn.execute(
+                text(
+                    "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, location, reporter_name, "
+                    "reporter_phone, summary, channel, received_at, verification_code, assignee_id) VALUES (:n, :p, :k, :cat, "
+                    ":urg, :s, 'public', :loc, :rn, :rp, :sum, 'phone', :now, '123456', :a) RETURNING id"
+                ),
+                {
+                    "n": number,
+                    "p": pid,
+                    "k": kind,
+                    "cat": category,
+                    "urg": urgency,
+                    "s": status,
+                    "loc": location,
+                    "rn": name,
+                    "rp": phone,
+                    "sum": summary,
+                    "now": started,
+                    "a": staff_id,
+                },
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO order_clocks (order_id, kind, started_at, deadline, minutes, state, paused_at) "
+                "VALUES (:o, :k, :started, :due, :m, :state, :paused_at)"
+            ),
+            {
+                "o": oid,
+                "k": clock_kind,
+                "started": started,
+                "due": due,
+                "m": minutes,
+                "state": "paused" if paused else "running",
+                "paused_at": now if paused else None,
+            },
+        )
+        await conn.execute(
+            text("UPDATE orders SET next_deadline = :due, next_clock = :k WHERE id = :o"),
+            {"o": oid, "k": None if paused else clock_kind, "due": None if paused else due},
+        )
     return {"id": oid, "number": number, "project_id": pid}
 
 
 async def close_orders(engine: Any, *orders: dict[str, Any]) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE alerts SET state = 'resolved' WHERE order_id = ANY(:ids)"),
-                           {"ids": [o["id"] for o in orders]})
-        await conn.execute(text("UPDATE order_clocks SET state = 'cancelled' WHERE order_id = ANY(:ids)"),
-                           {"ids": [o["id"] for o in orders]})
-        await conn.execute(text("UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE id = ANY(:ids)"),
-                           {"ids": [o["id"] for o in orders]})
+        await conn.execute(
+            text("UPDATE alerts SET state = 'resolved' WHERE order_id = ANY(:ids)"),
+            {"ids": [o["id"] for o in orders]},
+        )
+        await conn.execute(
+            text("UPDATE order_clocks SET state = 'cancelled' WHERE order_id = ANY(:ids)"),
+            {"ids": [o["id"] for o in orders]},
+        )
+        await conn.execute(
+            text("UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE id = ANY(:ids)"),
+            {"ids": [o["id"] for o in orders]},
+        )
 
 
 @pytest.fixture
@@ -136,7 +185,9 @@ async def test_an_unchanged_board_answers_204_without_rendering_or_database(app,
     assert statements == []
 
 
-async def test_a_new_order_re_renders_the_board_once_for_every_poller(app, client, new_client, kiosk, engine, orders):
+async def test_a_new_order_re_renders_the_board_once_for_every_poller(
+    app, client, new_client, kiosk, engine, orders
+):
     seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
     state = board_state(app)
     orders.append(await make_order(engine))
@@ -170,8 +221,11 @@ async def test_customer_text_is_escaped_on_cards(client, kiosk, engine, orders):
 async def test_a_kiosk_cannot_see_another_projects_board(client, kiosk):
     r = await client.get("/board", params={"kiosk": kiosk["token"], "project": "OTHER"})
     assert r.status_code == 404
-    r = await client.get("/board/fragment", params={"kiosk": kiosk["token"], "project": "OTHER"},
-                         headers={"HX-Request": "true"})
+    r = await client.get(
+        "/board/fragment",
+        params={"kiosk": kiosk["token"], "project": "OTHER"},
+        headers={"HX-Request": "true"},
+    )
     assert r.status_code == 404
 
 
@@ -185,7 +239,9 @@ async def test_an_outsider_staff_member_cannot_see_the_demo_board(client, login)
 async def test_a_revoked_kiosk_is_refused(app, client, kiosk, engine):
     assert (await fragment(client, kiosk["token"])).status_code == 200
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE kiosk_tokens SET revoked_at = now() WHERE id = :k"), {"k": kiosk["id"]})
+        await conn.execute(
+            text("UPDATE kiosk_tokens SET revoked_at = now() WHERE id = :k"), {"k": kiosk["id"]}
+        )
         await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"kiosk:{kiosk['id']}"})
     sessions = app.state.runtime.sessions
     await wait_for(lambda: not sessions.kiosk_cache)
@@ -241,18 +297,34 @@ async def test_time_alone_bumps_the_version_when_a_band_turns(app, client, kiosk
         state.bump_all()
 
 
-async def alert_for(engine: Any, order: dict[str, Any], chain: Any) -> int:
+def frozen_chain(names: list[tuple[str, str]]) -> dict[str, Any]:
+    """alerts.chain as registration freezes it: steps of (target, person's name), one minute apart."""
+    return {
+        "steps": [
+            {"target": target, "wait_after_minutes": 1, "recipients": [{"id": 0, "name": name}]}
+            for target, name in names
+        ]
+    }
+
+
+async def alert_for(engine: Any, order: dict[str, Any], chain: dict[str, Any]) -> int:
     async with engine.begin() as conn:
-        return (await conn.execute(text(
-            "INSERT INTO alerts (project_id, order_id, kind, state, title, chain, step_token, next_step_index, started_at) "
-            "VALUES (:p, :o, 'entrapment', 'triggered', '3号楼2号梯困人', CAST(:c AS jsonb), 'tok', 1, :now) RETURNING id"),
-            {"p": order["project_id"], "o": order["id"], "c": json.dumps(chain), "now": clock.now()})).scalar_one()
+        return (
+            await conn.execute(
+                text(
+                    "INSERT INTO alerts (project_id, order_id, kind, state, title, chain, step_token, next_step_index, started_at) "
+                    "VALUES (:p, :o, 'entrapment', 'triggered', '3号楼2号梯困人', CAST(:c AS jsonb), 'tok', 1, :now) RETURNING id"
+                ),
+                {"p": order["project_id"], "o": order["id"], "c": json.dumps(chain), "now": clock.now()},
+            )
+        ).scalar_one()
 
 
-async def test_a_supervisor_acknowledges_an_alert_from_the_board(app, client, login, engine, orders, kiosk,
-                                                                 new_client):
+async def test_a_supervisor_acknowledges_an_alert_from_the_board(
+    app, client, login, engine, orders, kiosk, new_client
+):
     orders.append(await make_order(engine, kind="entrapment", clock_kind="ack", minutes=1))
-    chain = [{"target": "oncall_primary", "name": "张师傅"}, {"target": "supervisor", "name": "王主管"}]
+    chain = frozen_chain([("oncall_primary", "张师傅"), ("supervisor", "王主管")])
     alert_id = await alert_for(engine, orders[0], chain)
     async with new_client() as kc:
         r = await kc.get("/board", params={"kiosk": kiosk["token"]})
@@ -262,13 +334,22 @@ async def test_a_supervisor_acknowledges_an_alert_from_the_board(app, client, lo
     r = await client.get("/board")
     assert f'hx-post="/alerts/{alert_id}/acknowledge"' in r.text
     for _ in range(2):  # a second click changes nothing
-        r = await client.post(f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"})
+        r = await client.post(
+            f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"}
+        )
         assert r.status_code == 204 and r.headers["hx-trigger"] == "board-refresh"
     async with engine.connect() as conn:
-        state, by = (await conn.execute(text("SELECT state, acknowledged_by FROM alerts WHERE id = :a"),
-                                        {"a": alert_id})).one()
-        events = (await conn.execute(text("SELECT count(*) FROM alert_events WHERE alert_id = :a AND action = 'acknowledged'"),
-                                     {"a": alert_id})).scalar_one()
+        state, by = (
+            await conn.execute(
+                text("SELECT state, acknowledged_by FROM alerts WHERE id = :a"), {"a": alert_id}
+            )
+        ).one()
+        events = (
+            await conn.execute(
+                text("SELECT count(*) FROM alert_events WHERE alert_id = :a AND action = 'acknowledged'"),
+                {"a": alert_id},
+            )
+        ).scalar_one()
     assert state == "acknowledged" and by is not None and events == 1
     r = await client.get("/board")
     assert f'data-alert-id="{alert_id}"' not in r.text
@@ -276,17 +357,21 @@ async def test_a_supervisor_acknowledges_an_alert_from_the_board(app, client, lo
 
 async def test_finance_cannot_acknowledge_an_alert(client, login, engine, orders):
     orders.append(await make_order(engine, kind="entrapment", clock_kind="ack", minutes=1))
-    alert_id = await alert_for(engine, orders[0], [])
+    alert_id = await alert_for(engine, orders[0], frozen_chain([]))
     token = await login("caiwu")
-    r = await client.post(f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"})
+    r = await client.post(
+        f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
     assert r.status_code == 403
 
 
 async def test_an_outsider_supervisor_cannot_acknowledge_a_demo_alert(client, login, engine, orders):
     orders.append(await make_order(engine, kind="entrapment", clock_kind="ack", minutes=1))
-    alert_id = await alert_for(engine, orders[0], [])
+    alert_id = await alert_for(engine, orders[0], frozen_chain([]))
     token = await login("other_zhuguan")
-    r = await client.post(f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"})
+    r = await client.post(
+        f"/alerts/{alert_id}/acknowledge", headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
     assert r.status_code == 404
 
 
@@ -298,20 +383,46 @@ async def test_the_csrf_token_is_needed_to_acknowledge(client, login):
 
 # ---- the view model, without the database -------------------------------------------------
 
+
 def _data(cards: list[dict[str, Any]], shifts: list[dict[str, Any]] | None = None) -> Any:
     from server.persistence.board import BoardData
 
-    return BoardData(project_id=1, code="DEMO", name="阳光花园", tz="Asia/Shanghai", business_hours=None,
-                     cards=cards, alerts=[], shifts=shifts or [])
+    return BoardData(
+        project_id=1,
+        code="DEMO",
+        name="阳光花园",
+        tz="Asia/Shanghai",
+        business_hours=None,
+        cards=cards,
+        alerts=[],
+        shifts=shifts or [],
+    )
 
 
 def _row(n: int, status: str, started: Any, minutes: int, **extra: Any) -> dict[str, Any]:
     due = started + timedelta(minutes=minutes)
-    return {"id": n, "number": f"BX-{n}", "kind": "repair", "category": "plumbing", "urgency": "normal",
-            "status": status, "location": "1栋", "summary": "s", "reporter_name": "张三", "reporter_phone": "13812341234",
-            "next_deadline": due.isoformat(), "clock_kind": "arrival", "started_at": started.isoformat(),
-            "deadline": due.isoformat(), "minutes": minutes, "clock_business_hours": False, "clock_state": "running",
-            "paused_at": None, "paused_seconds": 0, **extra}
+    return {
+        "id": n,
+        "number": f"BX-{n}",
+        "kind": "repair",
+        "category": "plumbing",
+        "urgency": "normal",
+        "status": status,
+        "location": "1栋",
+        "summary": "s",
+        "reporter_name": "张三",
+        "reporter_phone": "13812341234",
+        "next_deadline": due.isoformat(),
+        "clock_kind": "arrival",
+        "started_at": started.isoformat(),
+        "deadline": due.isoformat(),
+        "minutes": minutes,
+        "clock_business_hours": False,
+        "clock_state": "running",
+        "paused_at": None,
+        "paused_seconds": 0,
+        **extra,
+    }
 
 
 def test_cards_fall_into_their_stage_and_the_next_change_is_the_earliest_band_turn():
@@ -320,10 +431,23 @@ def test_cards_fall_into_their_stage_and_the_next_change_is_the_earliest_band_tu
     from server.board import view
 
     now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
-    board = view.build(_data([_row(1, "pooled", now, 60), _row(2, "on_site", now - timedelta(minutes=70), 60),
-                              _row(3, "callback", now, 10)]), now)
+    board = view.build(
+        _data(
+            [
+                _row(1, "pooled", now, 60),
+                _row(2, "on_site", now - timedelta(minutes=70), 60),
+                _row(3, "callback", now, 10),
+            ]
+        ),
+        now,
+    )
     assert [(c.key, [x.number for x in c.cards]) for c in board.columns] == [
-        ("dispatch", ["BX-1"]), ("assigned", []), ("on_site", ["BX-2"]), ("paused", []), ("callback", ["BX-3"])]
+        ("dispatch", ["BX-1"]),
+        ("assigned", []),
+        ("on_site", ["BX-2"]),
+        ("paused", []),
+        ("callback", ["BX-3"]),
+    ]
     assert board.breached_count == 1 and board.due_soon_count == 1 and board.open_count == 3
     # BX-3 (10 min) turns amber first, just after 5 minutes
     assert now + timedelta(minutes=5) <= board.next_change <= now + timedelta(minutes=5, milliseconds=1)
@@ -335,8 +459,22 @@ def test_the_on_call_engineer_is_the_shift_covering_the_time_of_day():
 
     from server.board.view import on_call
 
-    shifts = [{"kind": "day", "starts": "09:00:00", "ends": "17:30:00", "primary_name": "张师傅", "backup_name": None},
-              {"kind": "night", "starts": "17:30:00", "ends": "09:00:00", "primary_name": "刘师傅", "backup_name": "张师傅"}]
+    shifts = [
+        {
+            "kind": "day",
+            "starts": "09:00:00",
+            "ends": "17:30:00",
+            "primary_name": "张师傅",
+            "backup_name": None,
+        },
+        {
+            "kind": "night",
+            "starts": "17:30:00",
+            "ends": "09:00:00",
+            "primary_name": "刘师傅",
+            "backup_name": "张师傅",
+        },
+    ]
     tz = ZoneInfo("Asia/Shanghai")
     assert on_call(shifts, datetime(2026, 11, 24, 10, 0, tzinfo=tz))[:2] == ("张师傅", None)
     name, backup, change = on_call(shifts, datetime(2026, 11, 24, 3, 0, tzinfo=tz))
@@ -361,8 +499,16 @@ def test_a_business_hours_countdown_is_rendered_by_the_minute():
 
     now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Shanghai
     row = _row(1, "on_site", now, 600, clock_business_hours=True, clock_kind="completion")
-    data = BoardData(project_id=1, code="DEMO", name="x", tz="Asia/Shanghai", business_hours="09:00-17:30",
-                     cards=[row], alerts=[], shifts=[])
+    data = BoardData(
+        project_id=1,
+        code="DEMO",
+        name="x",
+        tz="Asia/Shanghai",
+        business_hours="09:00-17:30",
+        cards=[row],
+        alerts=[],
+        shifts=[],
+    )
     board = view.build(data, now)
     c = board.columns[2].cards[0]
     assert c.deadline_ms is None and c.countdown == "7.5 h"  # 10:00 → 17:30 of business time before 20:00

@@ -17,9 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BAOXIU = [sys.executable, "-m", "server.cli"]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BAOXIU, *args], cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BAOXIU, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -76,8 +84,9 @@ def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BAOXIU_TEST_CLOCK")}
     env.update({"BAOXIU_RUN_DIR": str(run_dir), "PORT": str(port)})
-    proc = subprocess.Popen([*BAOXIU, "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [*BAOXIU, "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         ready = False

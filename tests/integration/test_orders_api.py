@@ -16,8 +16,20 @@ async def tokens(engine) -> dict[str, str]:
     """A personal API token for every demo user and the outsider."""
     out: dict[str, str] = {}
     async with engine.begin() as conn:
-        for user in ("kefu", "jiankong", "zhuguan", "shifu1", "shifu2", "shifu3", "zhixu", "jingli", "caiwu",
-                     "admin", "other_kefu", "other_shifu"):
+        for user in (
+            "kefu",
+            "jiankong",
+            "zhuguan",
+            "shifu1",
+            "shifu2",
+            "shifu3",
+            "zhixu",
+            "jingli",
+            "caiwu",
+            "admin",
+            "other_kefu",
+            "other_shifu",
+        ):
             row = await staff_db.by_username(conn, user)
             tok = new_token("bx")
             await staff_db.create_api_token(conn, row.id, token_hash(tok), "tests")
@@ -34,9 +46,18 @@ def api(client, tokens):
     return call
 
 
-NEW = {"project": "DEMO", "kind": "repair", "category": "plumbing", "urgency": "normal", "room": "1-1-101",
-       "reporter_name": "张三", "reporter_phone": "+86 138-0013-8000", "summary": "厨房水龙头漏水",
-       "content": "<script>alert(1)</script> 一直滴水", "channel": "phone"}
+NEW = {
+    "project": "DEMO",
+    "kind": "repair",
+    "category": "plumbing",
+    "urgency": "normal",
+    "room": "1-1-101",
+    "reporter_name": "张三",
+    "reporter_phone": "+86 138-0013-8000",
+    "summary": "厨房水龙头漏水",
+    "content": "<script>alert(1)</script> 一直滴水",
+    "channel": "phone",
+}
 
 
 async def register(api, user: str = "kefu", **over: Any) -> dict[str, Any]:
@@ -47,7 +68,9 @@ async def register(api, user: str = "kefu", **over: Any) -> dict[str, Any]:
 
 async def act(api, user: str, number: str, action: str, **inputs: Any):
     order = (await api("GET", f"/api/v1/orders/{number}", user)).json()
-    return await api("POST", f"/api/v1/orders/{number}/actions/{action}", user, {"version": order["version"], **inputs})
+    return await api(
+        "POST", f"/api/v1/orders/{number}/actions/{action}", user, {"version": order["version"], **inputs}
+    )
 
 
 async def test_register_answers_201_with_number_status_and_version(api):
@@ -122,8 +145,11 @@ async def test_a_revoked_token_stops_working(api, client, engine, tokens):
     async with engine.begin() as conn:
         from sqlalchemy import text
 
-        tid = (await conn.execute(text("SELECT id FROM api_tokens WHERE token_hash = :h"),
-                                  {"h": token_hash(tokens["caiwu"])})).scalar()
+        tid = (
+            await conn.execute(
+                text("SELECT id FROM api_tokens WHERE token_hash = :h"), {"h": token_hash(tokens["caiwu"])}
+            )
+        ).scalar()
         await staff_db.revoke_api_token(conn, tid, __import__("server.clock", fromlist=["now"]).now())
     await asyncio.sleep(0.2)
     assert (await api("GET", "/api/v1/orders", "caiwu")).status_code == 401
@@ -141,7 +167,9 @@ async def test_a_repair_from_registration_to_closed_callback(api):
     body = await register(api)
     n = body["number"]
     assert (await act(api, "shifu1", n, "grab")).status_code == 200
-    r = await act(api, "shifu1", n, "arrive", code="000000" if body["verification_code"] != "000000" else "111111")
+    r = await act(
+        api, "shifu1", n, "arrive", code="000000" if body["verification_code"] != "000000" else "111111"
+    )
     assert r.status_code == 422 and r.json()["error"]["field"] == "code"
     assert (await act(api, "shifu1", n, "arrive", code=body["verification_code"])).status_code == 200
     r = await act(api, "shifu1", n, "finish", result="换了新水龙头")
@@ -182,8 +210,11 @@ async def test_twenty_concurrent_grabs_have_exactly_one_winner(api, new_client, 
 
     async def grab(user: str) -> tuple[int, dict[str, Any]]:
         async with new_client() as c:
-            r = await c.post(f"/api/v1/orders/{n}/actions/grab", json={"version": 1},
-                             headers={"Authorization": f"Bearer {tokens[user]}"})
+            r = await c.post(
+                f"/api/v1/orders/{n}/actions/grab",
+                json={"version": 1},
+                headers={"Authorization": f"Bearer {tokens[user]}"},
+            )
             return r.status_code, r.json()
 
     results = await asyncio.gather(*(grab(u) for u in engineers))
@@ -218,9 +249,12 @@ async def test_a_saturated_engineering_department_offers_later_slots(api, engine
     from sqlalchemy import text
 
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "UPDATE teams SET saturated_on = (now() AT TIME ZONE 'Asia/Shanghai')::date "
-            "WHERE department_code = 'engineering' AND project_id = (SELECT id FROM projects WHERE code = 'DEMO')"))
+        await conn.execute(
+            text(
+                "UPDATE teams SET saturated_on = (now() AT TIME ZONE 'Asia/Shanghai')::date "
+                "WHERE department_code = 'engineering' AND project_id = (SELECT id FROM projects WHERE code = 'DEMO')"
+            )
+        )
     try:
         r = await api("POST", "/api/v1/orders", "kefu", NEW)
         assert r.status_code == 422

@@ -19,8 +19,26 @@ def _catalog(locale: str):
 def test_every_source_msgid_has_a_chinese_translation(tmp_path):
     pot = tmp_path / "messages.pot"
     pybabel = Path(sys.executable).parent / "pybabel"
-    subprocess.run([str(pybabel), "-q", "extract", "-F", "babel.cfg", "-k", "N_", "-k", "_", "-o", str(pot),
-                    "--no-location", "."], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            str(pybabel),
+            "-q",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "N_",
+            "-k",
+            "_",
+            "-o",
+            str(pot),
+            "--no-location",
+            ".",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     with pot.open("rb") as f:
         extracted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
     zh = {m.id if isinstance(m.id, str) else m.id[0]: m.string for m in _catalog("zh_CN") if m.id}

@@ -25,7 +25,9 @@ def test_a_pooled_repair_runs_dispatch_and_completion():
 
 
 def test_an_entrapment_runs_ack_and_arrival_at_once():
-    assert {C.ACK, C.ARRIVAL, C.COMPLETION} <= kinds(plan_for_registration(Kind.ENTRAPMENT, Status.NEW, False), Start)
+    assert {C.ACK, C.ARRIVAL, C.COMPLETION} <= kinds(
+        plan_for_registration(Kind.ENTRAPMENT, Status.NEW, False), Start
+    )
 
 
 def test_grab_stops_dispatch_and_starts_arrival_and_first_callback():

@@ -10,7 +10,9 @@ from server.domain.fees import FeeSheet, MaterialLine, needs_agreement, parse_yu
 from server.domain.messages import DomainError
 
 
-@pytest.mark.parametrize(("text", "fen"), [("12.5", 1250), ("0", 0), ("500", 50000), ("1,200.05", 120005), ("¥3", 300)])
+@pytest.mark.parametrize(
+    ("text", "fen"), [("12.5", 1250), ("0", 0), ("500", 50000), ("1,200.05", 120005), ("¥3", 300)]
+)
 def test_yuan_parse_to_fen(text, fen):
     assert parse_yuan(text) == fen
 
@@ -23,10 +25,14 @@ def test_bad_amounts_are_refused_naming_the_field(text):
 
 
 def test_customer_materials_are_not_charged():
-    sheet = FeeSheet(catalog_price_fen=1500, labour_fen=2000, materials=(
-        MaterialLine("水龙头", Decimal("1"), "个", 4500, "center"),
-        MaterialLine("软管", Decimal("2"), "根", 1000, "customer", verified=True),
-    ))
+    sheet = FeeSheet(
+        catalog_price_fen=1500,
+        labour_fen=2000,
+        materials=(
+            MaterialLine("水龙头", Decimal("1"), "个", 4500, "center"),
+            MaterialLine("软管", Decimal("2"), "根", 1000, "customer", verified=True),
+        ),
+    )
     assert sheet.material_fen == 4500
     assert sheet.total_fen == 8000
 

@@ -11,15 +11,31 @@ from server.domain.messages import ValidationErrors
 from server.domain.vocab import Category, Department, Kind, Urgency
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-GOOD = {"project": "DEMO", "kind": "repair", "category": "plumbing", "room": "1-1-101",
-        "reporter_name": "张三", "reporter_phone": "138 1234 5678", "summary": "厨房水龙头漏水"}
+GOOD = {
+    "project": "DEMO",
+    "kind": "repair",
+    "category": "plumbing",
+    "room": "1-1-101",
+    "reporter_name": "张三",
+    "reporter_phone": "138 1234 5678",
+    "summary": "厨房水龙头漏水",
+}
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("13812345678", "13812345678"), ("+86 138-1234-5678", "13812345678"), ("0086 13812345678", "13812345678"),
-    ("8613812345678", "13812345678"), ("(0755) 8765-4321", "075587654321"), ("12345", None), ("abc", None),
-    ("", None), ("23812345678", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13812345678", "13812345678"),
+        ("+86 138-1234-5678", "13812345678"),
+        ("0086 13812345678", "13812345678"),
+        ("8613812345678", "13812345678"),
+        ("(0755) 8765-4321", "075587654321"),
+        ("12345", None),
+        ("abc", None),
+        ("", None),
+        ("23812345678", None),
+    ],
+)
 def test_phone_numbers_are_normalised(raw, expected):
     assert normalize_phone(raw) == expected
 
@@ -39,15 +55,27 @@ def test_a_good_repair_passes_normalised():
 
 def test_every_bad_field_is_named_at_once():
     with pytest.raises(ValidationErrors) as e:
-        validate_intake({"project": "DEMO", "kind": "repair", "category": "nope", "room": "x",
-                         "reporter_phone": "1", "summary": "s" * 101}, now=NOW)
+        validate_intake(
+            {
+                "project": "DEMO",
+                "kind": "repair",
+                "category": "nope",
+                "room": "x",
+                "reporter_phone": "1",
+                "summary": "s" * 101,
+            },
+            now=NOW,
+        )
     assert set(e.value.errors) >= {"category", "room", "reporter_name", "reporter_phone", "summary"}
 
 
 def test_matter_is_routed_by_nature():
     intake = validate_intake({**GOOD, "kind": "matter", "category": "loss"}, now=NOW)
     assert intake.department is Department.ORDER
-    assert validate_intake({**GOOD, "kind": "matter", "category": "greening"}, now=NOW).department is Department.GREENING
+    assert (
+        validate_intake({**GOOD, "kind": "matter", "category": "greening"}, now=NOW).department
+        is Department.GREENING
+    )
 
 
 def test_a_repair_needs_a_repair_category():

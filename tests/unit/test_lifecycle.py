@@ -17,22 +17,49 @@ ENGINEER, OTHER_ENGINEER, HANDLER, SUPERVISOR = 11, 12, 21, 31
 FUTURE = (datetime(2030, 1, 1, tzinfo=UTC)).isoformat()
 
 GOOD_INPUTS: dict[str, object] = {
-    "assignee_id": ENGINEER, "reason": "业主要求", "code": "123456", "promised_at": FUTURE, "next_at": FUTURE,
-    "appointment_at": FUTURE, "result": "已修好", "method": "phone", "rating": "satisfied", "agreed_yuan": "100",
+    "assignee_id": ENGINEER,
+    "reason": "业主要求",
+    "code": "123456",
+    "promised_at": FUTURE,
+    "next_at": FUTURE,
+    "appointment_at": FUTURE,
+    "result": "已修好",
+    "method": "phone",
+    "rating": "satisfied",
+    "agreed_yuan": "100",
 }
 
 
-def actor(role: Role, staff_id: int | None = None, teams: frozenset[int] = frozenset({1}),
-          dept: Department | None = None) -> Actor:
+def actor(
+    role: Role,
+    staff_id: int | None = None,
+    teams: frozenset[int] = frozenset({1}),
+    dept: Department | None = None,
+) -> Actor:
     ids = {Role.ENGINEER: ENGINEER, Role.HANDLER: HANDLER, Role.SUPERVISOR: SUPERVISOR}
-    return Actor(id=staff_id or ids.get(role, 99), name=role.value, roles=frozenset({role}), team_ids=teams,
-                 department=dept or (Department.ORDER if role is Role.HANDLER else None))
+    return Actor(
+        id=staff_id or ids.get(role, 99),
+        name=role.value,
+        roles=frozenset({role}),
+        team_ids=teams,
+        department=dept or (Department.ORDER if role is Role.HANDLER else None),
+    )
 
 
-def order(status: Status, kind: Kind = Kind.REPAIR, assignee: int | None = ENGINEER, **kw: object) -> OrderView:
-    base: dict[str, object] = dict(status=status, kind=kind, version=1, assignee_id=assignee, team_id=1,
-                                   department=Department.ORDER if kind is Kind.MATTER else Department.ENGINEERING,
-                                   verification_code="123456", paused_from=Status.ON_SITE, designated_engineer_id=None)
+def order(
+    status: Status, kind: Kind = Kind.REPAIR, assignee: int | None = ENGINEER, **kw: object
+) -> OrderView:
+    base: dict[str, object] = dict(
+        status=status,
+        kind=kind,
+        version=1,
+        assignee_id=assignee,
+        team_id=1,
+        department=Department.ORDER if kind is Kind.MATTER else Department.ENGINEERING,
+        verification_code="123456",
+        paused_from=Status.ON_SITE,
+        designated_engineer_id=None,
+    )
     base.update(kw)
     return OrderView(**base)  # type: ignore[arg-type]
 
@@ -40,7 +67,9 @@ def order(status: Status, kind: Kind = Kind.REPAIR, assignee: int | None = ENGIN
 CASES = [(a, r, s) for a in ACTIONS for r in Role for s in Status]
 
 
-@pytest.mark.parametrize(("action", "role", "status"), CASES, ids=[f"{a}-{r.value}-{s.value}" for a, r, s in CASES])
+@pytest.mark.parametrize(
+    ("action", "role", "status"), CASES, ids=[f"{a}-{r.value}-{s.value}" for a, r, s in CASES]
+)
 def test_each_step_is_allowed_exactly_where_the_table_says(action, role, status):
     spec = ACTIONS[action]
     kind = Kind.MATTER if action == "handle" else Kind.REPAIR
@@ -113,9 +142,18 @@ def test_finish_over_500_yuan_needs_agreement_and_prepayment():
 
 
 def test_finish_records_material_in_fen():
-    t = decide(order(Status.ON_SITE), "finish", actor(Role.ENGINEER),
-               {"result": "换龙头", "labour_yuan": "20", "material_name": "水龙头", "material_qty": "2",
-                "material_price_yuan": "35.5"})
+    t = decide(
+        order(Status.ON_SITE),
+        "finish",
+        actor(Role.ENGINEER),
+        {
+            "result": "换龙头",
+            "labour_yuan": "20",
+            "material_name": "水龙头",
+            "material_qty": "2",
+            "material_price_yuan": "35.5",
+        },
+    )
     assert t.changes["material_fen"] == 7100 and t.changes["total_fen"] == 9100
     assert Effect.SAVE_MATERIALS in t.effects
 
@@ -135,7 +173,9 @@ def test_resume_returns_to_where_it_paused():
 
 
 def test_unsatisfied_callback_notifies_the_supervisor_and_offers_reopen():
-    t = decide(order(Status.DONE), "callback", actor(Role.DISPATCHER), {"method": "phone", "rating": "unsatisfied"})
+    t = decide(
+        order(Status.DONE), "callback", actor(Role.DISPATCHER), {"method": "phone", "rating": "unsatisfied"}
+    )
     assert t.to_status is Status.CLOSED
     assert {Effect.NOTIFY_SUPERVISOR, Effect.OFFER_REOPEN} <= set(t.effects)
 
@@ -173,15 +213,32 @@ def test_allowed_actions_are_the_buttons_to_show():
 
 # ---- random walks ----------------------------------------------------------------------------
 
-ACTORS = [actor(Role.ENGINEER), actor(Role.ENGINEER, OTHER_ENGINEER), actor(Role.DISPATCHER), actor(Role.SUPERVISOR),
-          actor(Role.HANDLER), actor(Role.MANAGER), actor(Role.FINANCE), actor(Role.ADMIN), actor(Role.MONITOR)]
+ACTORS = [
+    actor(Role.ENGINEER),
+    actor(Role.ENGINEER, OTHER_ENGINEER),
+    actor(Role.DISPATCHER),
+    actor(Role.SUPERVISOR),
+    actor(Role.HANDLER),
+    actor(Role.MANAGER),
+    actor(Role.FINANCE),
+    actor(Role.ADMIN),
+    actor(Role.MONITOR),
+]
 INPUT_CHOICES = [GOOD_INPUTS, {}, {"reason": "x", "code": "000000"}, {**GOOD_INPUTS, "rating": "unsatisfied"}]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(sorted(ACTIONS)), st.sampled_from(range(len(ACTORS))),
-                          st.sampled_from(range(len(INPUT_CHOICES)))), max_size=40),
-       st.sampled_from([Kind.REPAIR, Kind.MATTER, Kind.ENTRAPMENT]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(ACTIONS)),
+            st.sampled_from(range(len(ACTORS))),
+            st.sampled_from(range(len(INPUT_CHOICES))),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([Kind.REPAIR, Kind.MATTER, Kind.ENTRAPMENT]),
+)
 def test_random_steps_never_leave_the_machine_nor_lose_history(steps, kind):
     o = order(Status.POOLED if kind is Kind.REPAIR else Status.ASSIGNED, kind, assignee=None)
     history: list[tuple[Status, Status]] = []
@@ -194,14 +251,23 @@ def test_random_steps_never_leave_the_machine_nor_lose_history(steps, kind):
         assert t.from_status is o.status
         assert t.to_status in set(Status)
         history.append((t.from_status, t.to_status))
-        changes = {k: v for k, v in t.changes.items() if k in ("assignee_id", "paused_from", "reopen_count",
-                                                                "agreement_recorded", "prepaid", "total_fen")}
+        changes = {
+            k: v
+            for k, v in t.changes.items()
+            if k
+            in ("assignee_id", "paused_from", "reopen_count", "agreement_recorded", "prepaid", "total_fen")
+        }
         paused_from = changes.get("paused_from", o.paused_from)
         o = OrderView(
-            status=t.to_status, kind=o.kind, version=o.version + 1,
+            status=t.to_status,
+            kind=o.kind,
+            version=o.version + 1,
             assignee_id=changes.get("assignee_id", o.assignee_id),  # type: ignore[arg-type]
-            team_id=o.team_id, department=o.department, verification_code=o.verification_code,
-            paused_from=Status(paused_from) if paused_from else None, designated_engineer_id=None,
+            team_id=o.team_id,
+            department=o.department,
+            verification_code=o.verification_code,
+            paused_from=Status(paused_from) if paused_from else None,
+            designated_engineer_id=None,
             fee_total_fen=int(changes.get("total_fen", o.fee_total_fen)),  # type: ignore[arg-type]
             agreement_recorded=bool(changes.get("agreement_recorded", o.agreement_recorded)),
             prepaid=bool(changes.get("prepaid", o.prepaid)),
@@ -214,8 +280,17 @@ def test_random_steps_never_leave_the_machine_nor_lose_history(steps, kind):
 
 def test_dates_in_inputs_must_be_dates():
     with pytest.raises(DomainError) as e:
-        decide(order(Status.ON_SITE), "unfinished", actor(Role.ENGINEER), {"reason": "缺件", "next_at": "tomorrow"})
+        decide(
+            order(Status.ON_SITE),
+            "unfinished",
+            actor(Role.ENGINEER),
+            {"reason": "缺件", "next_at": "tomorrow"},
+        )
     assert e.value.field == "next_at"
-    t = decide(order(Status.ON_SITE), "unfinished", actor(Role.ENGINEER),
-               {"reason": "缺件", "next_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()})
+    t = decide(
+        order(Status.ON_SITE),
+        "unfinished",
+        actor(Role.ENGINEER),
+        {"reason": "缺件", "next_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
+    )
     assert t.to_status is Status.UNFINISHED

@@ -7,18 +7,37 @@ import pytest
 from server.board.masking import mask_customer, mask_name, mask_phone
 
 
-@pytest.mark.parametrize(("name", "masked"), [
-    ("张三", "张**"), ("张伟明", "张**"), ("欧阳娜娜", "欧**"), ("王", "王**"), (" 李四 ", "李**"),
-    ("John Smith", "J**"), ("", ""), (None, ""),
-])
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("张三", "张**"),
+        ("张伟明", "张**"),
+        ("欧阳娜娜", "欧**"),
+        ("王", "王**"),
+        (" 李四 ", "李**"),
+        ("John Smith", "J**"),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_a_name_keeps_only_its_first_character(name, masked):
     assert mask_name(name) == masked
 
 
-@pytest.mark.parametrize(("phone", "masked"), [
-    ("13812341234", "138****1234"), ("02112345678", "021****5678"), ("8613812341234", "861******1234"),
-    ("12345678", "123*5678"), ("1234567", "*****67"), ("12345", "***45"), ("12", "**"), ("", ""), (None, ""),
-])
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("13812341234", "138****1234"),
+        ("02112345678", "021****5678"),
+        ("8613812341234", "861******1234"),
+        ("12345678", "123*5678"),
+        ("1234567", "*****67"),
+        ("12345", "***45"),
+        ("12", "**"),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_a_phone_hides_its_middle(phone, masked):
     assert mask_phone(phone) == masked
 

@@ -26,7 +26,9 @@ from server.domain.messages import DomainError
 from server.domain.oncall import RotaShift, find_gaps, on_call_at, validate_shift
 
 SH = ZoneInfo("Asia/Shanghai")
-DAY = RotaShift(1, 1, "day", time(9), time(17, 30), primary_id=11, backup_id=12, supervisor_id=31, manager_id=41)
+DAY = RotaShift(
+    1, 1, "day", time(9), time(17, 30), primary_id=11, backup_id=12, supervisor_id=31, manager_id=41
+)
 NIGHT = RotaShift(2, 1, "night", time(17, 30), time(9), primary_id=12, backup_id=11)
 WEEKEND = RotaShift(3, 1, "weekend", time(9), time(9), primary_id=13, backup_id=14)
 HOLIDAY = RotaShift(4, 1, "holiday", time(0), time(0), primary_id=15)
@@ -48,8 +50,11 @@ def test_a_night_shift_crossing_midnight_belongs_to_the_day_it_started():
 
 def test_weekends_have_their_own_shift_but_make_up_workdays_do_not():
     assert on_call_at(ROTA, at(2026, 11, 28, 12), SH) is WEEKEND  # a Saturday
-    makeup = next(d for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
-                  if d.weekday() >= 5 and chinese_calendar.is_workday(d))
+    makeup = next(
+        d
+        for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
+        if d.weekday() >= 5 and chinese_calendar.is_workday(d)
+    )
     assert on_call_at(ROTA, datetime.combine(makeup, time(10), SH), SH) is DAY
 
 

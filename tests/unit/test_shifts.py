@@ -12,13 +12,17 @@ SH = ZoneInfo("Asia/Shanghai")
 
 
 def test_before_the_desk_closes_the_night_is_last_night():
-    w = shift_windows(datetime(2026, 11, 24, 3, 0, tzinfo=UTC), "Asia/Shanghai", time(9), time(17, 30))  # 11:00 local
+    w = shift_windows(
+        datetime(2026, 11, 24, 3, 0, tzinfo=UTC), "Asia/Shanghai", time(9), time(17, 30)
+    )  # 11:00 local
     assert w["night_start"] == datetime(2026, 11, 23, 17, 30, tzinfo=SH)
     assert w["morning"] == datetime(2026, 11, 24, 9, 0, tzinfo=SH)
 
 
 def test_after_the_desk_closes_the_night_is_tonight():
-    w = shift_windows(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "Asia/Shanghai", time(9), time(17, 30))  # 20:00 local
+    w = shift_windows(
+        datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "Asia/Shanghai", time(9), time(17, 30)
+    )  # 20:00 local
     assert w["night_start"] == datetime(2026, 11, 24, 17, 30, tzinfo=SH)
     assert w["morning"] == datetime(2026, 11, 25, 9, 0, tzinfo=SH)
 

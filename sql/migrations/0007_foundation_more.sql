@@ -1,0 +1,2 @@
+-- (reserved; no changes yet)
+SELECT 1;
