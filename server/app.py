@@ -51,7 +51,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment())),
         openapi_config=OpenAPIConfig(title="Baoxiu 报事报修 API", version="1", path="/schema"),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=2048, exclude=["/board/events"]),
+        # The board's fragment is gzipped once per version by the board itself (server/web/board.py).
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=2048, exclude=["/board/events", "/board/fragment"]
+        ),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,

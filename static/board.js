@@ -1,5 +1,6 @@
-// Wall board: version-carrying polls, SSE "look now", countdowns each second, freshness and
-// offline greying, and the alarm sound (WebAudio, no file) while alerts are unacknowledged.
+// Wall board: version-carrying polls, SSE "look now", countdowns each second, whole cards only
+// with "+N" for the rest, freshness and offline greying, and the alarm sound (WebAudio, no file)
+// while alerts are unacknowledged.
 (function () {
   "use strict";
   var app = document.getElementById("board-app");
@@ -9,7 +10,6 @@
   var staleAfter = Math.max(3 * pollMs, 6000);
   var skew = (parseInt(app.dataset.now, 10) || Date.now()) - Date.now(); // server clock (test clock too)
   var lastOk = Date.now();
-  var dayUnit = app.dataset.day || "d";
   var tz = app.dataset.tz || "Asia/Shanghai";
   var freshEl = document.getElementById("board-fresh");
   var clockEl = document.getElementById("board-clock");
@@ -23,15 +23,16 @@
     return body ? body.getAttribute("data-version") : "";
   }
   function pad(n) { return n < 10 ? "0" + n : String(n); }
-  // Same format as server/board/view.py format_span.
+  function fill(tpl, values) {
+    return tpl.replace(/\{(\w+)\}/g, function (_m, k) { return values[k]; });
+  }
+  // Same format as server/web/board.py span_text: 05:07 · 1 h 05 min · 2 d 03 h; "+" when overdue.
   function span(ms) {
+    var sign = ms < 0 ? "+" : "";
     var s = Math.floor(Math.abs(ms) / 1000);
-    var d = Math.floor(s / 86400); s -= d * 86400;
-    var h = Math.floor(s / 3600); s -= h * 3600;
-    var m = Math.floor(s / 60); s -= m * 60;
-    if (d) return d + dayUnit + " " + pad(h) + ":" + pad(m);
-    if (h) return h + ":" + pad(m) + ":" + pad(s);
-    return pad(m) + ":" + pad(s);
+    if (s < 3600) return sign + pad(Math.floor(s / 60)) + ":" + pad(s % 60);
+    if (s < 86400) return sign + fill(app.dataset.fHm || "{h}:{m}", { h: Math.floor(s / 3600), m: pad(Math.floor(s % 3600 / 60)) });
+    return sign + fill(app.dataset.fDh || "{d}d {h}h", { d: Math.floor(s / 86400), h: pad(Math.floor(s % 86400 / 3600)) });
   }
   var timeFmt;
   try {
@@ -40,12 +41,18 @@
     timeFmt = new Intl.DateTimeFormat("zh-CN", { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
   }
 
+  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+
   function tick() {
     var now = serverNow();
-    var cds = live.querySelectorAll(".cd[data-deadline]");
-    for (var i = 0; i < cds.length; i++) {
-      var text = span(parseInt(cds[i].getAttribute("data-deadline"), 10) - now);
-      if (cds[i].textContent !== text) cds[i].textContent = text;
+    var i, cds = live.querySelectorAll(".cd[data-deadline]");
+    for (i = 0; i < cds.length; i++) {
+      // Remaining time counts down; once overdue, it counts up with a "+".
+      setText(cds[i], span(parseInt(cds[i].getAttribute("data-deadline"), 10) - now));
+    }
+    var since = live.querySelectorAll("[data-since]");
+    for (i = 0; i < since.length; i++) {
+      setText(since[i], span(Math.max(0, now - parseInt(since[i].getAttribute("data-since"), 10))).replace("+", ""));
     }
     if (clockEl) clockEl.textContent = timeFmt.format(new Date(now));
     var ago = Math.max(0, Math.round((Date.now() - lastOk) / 1000));
@@ -57,6 +64,43 @@
       if (stale) staleEl.textContent = (app.dataset.tStale || "{n}").replace("{n}", ago);
     }
   }
+
+  // ---- whole cards only: what does not fit is hidden and counted into "+N" ----------------------
+  function fitColumn(col) {
+    var list = col.querySelector(".cards");
+    var more = col.querySelector(".more");
+    if (!list || !more) return;
+    var cards = list.children, i;
+    for (i = 0; i < cards.length; i++) cards[i].classList.remove("clipped");
+    var notSent = parseInt(more.getAttribute("data-more") || "0", 10) || 0;
+    function clip() {
+      var bottom = list.clientHeight - (parseFloat(getComputedStyle(list).paddingBottom) || 0);
+      var hidden = 0;
+      for (i = 0; i < cards.length; i++) {
+        var c = cards[i];
+        if (hidden || c.offsetTop + c.offsetHeight > bottom) { c.classList.add("clipped"); hidden++; }
+      }
+      return hidden;
+    }
+    function label(n) { setText(more, n ? fill(app.dataset.fMore || "+{n}", { n: n }) : ""); }
+    var hidden = clip();
+    if ((hidden + notSent > 0) !== (more.textContent !== "")) {
+      label(hidden + notSent); // the line appears or goes: the room for cards changes, measure again
+      for (i = 0; i < cards.length; i++) cards[i].classList.remove("clipped");
+      hidden = clip();
+    }
+    label(hidden + notSent);
+    col.setAttribute("data-shown", String(cards.length - hidden));
+  }
+  function fit() {
+    var cols = live.querySelectorAll(".col");
+    for (var i = 0; i < cols.length; i++) fitColumn(cols[i]);
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(fit, 100);
+  });
 
   // Every poll carries the version it shows: an unchanged board answers 204 at no cost.
   document.addEventListener("htmx:configRequest", function (e) {
@@ -74,7 +118,7 @@
   });
   // The countdown text in the cached HTML is as of its render: correct it before the next paint.
   document.addEventListener("htmx:afterSwap", function (e) {
-    if (e.detail.elt === live || live.contains(e.detail.elt)) { tick(); alarm(); }
+    if (e.detail.elt === live || live.contains(e.detail.elt)) { tick(); fit(); alarm(); }
   });
 
   // ---- push: the stream only says "look now"; polling keeps working without it ----------------
@@ -146,6 +190,8 @@
   setTimeout(showSoundButton, 500);
 
   tick();
+  fit();
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fit); // measured again in the real font
   setInterval(tick, 1000);
   setInterval(alarm, 2500);
 })();

@@ -1,21 +1,23 @@
-"""The board's view model: cards grouped by stage, header figures, alerts, on-call, next change.
+"""The board's view model: cards grouped by stage, header, alerts, on call, footer, next change.
 
-Pure: built from the rows of one query (server/persistence/board.py) and `now`. Colours come
-from server/domain/clocks.py (band, band_changes_at); the earliest instant at which anything on
-the board would look different by time alone is returned as `next_change`, so the board's
-version can move when a colour band turns without any write to the database.
+Pure: built from the rows of one query (server/persistence/board.py) and `now`, with no locale
+(headings are msgids, times are numbers; the templates translate). Everything on it is a step
+function of time: `next_change` is the earliest instant at which anything would look different
+by time alone, and `signature()` is the same in every process that sees the same data between
+two such instants. That is what makes the board's version agree across web processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.board.masking import mask_customer
-from server.domain import clocks
+from server.domain import clocks, oncall
 from server.domain.messages import N_
 from server.domain.sla_policy import BusinessHours, parse_business_hours
 from server.domain.vocab import ClockKind, ClockState
@@ -30,11 +32,14 @@ STAGES: list[tuple[str, str, tuple[str, ...]]] = [
     ("callback", N_("Awaiting callback"), ("done", "callback")),
 ]
 STAGE_OF = {s: key for key, _h, statuses in STAGES for s in statuses}
-MAX_CARDS_PER_COLUMN = 30  # the rest is counted ("+12"), a wall cannot show more anyway
+# Cards sent per column: more than a 4K wall holds (the browser hides what does not fit whole
+# and counts it into "+N"); the rest is only counted.
+MAX_CARDS_PER_COLUMN = 40
 DUE_SOON = timedelta(minutes=15)
-# A business-hours countdown is rendered by the server (the browser cannot know the site's hours),
-# so its board must be refreshed at least this often.
-SERVER_COUNTDOWN_REFRESH = timedelta(seconds=60)
+GAP_HORIZON = timedelta(hours=24)  # rota gaps this far ahead are flagged on the board
+# A business-hours countdown is shown in whole minutes by the server (the browser cannot know
+# the site's hours): the board changes when the minute does.
+_MINUTE = timedelta(minutes=1)
 
 ICONS = {
     "electrical": "electrical",
@@ -57,8 +62,10 @@ ICONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Card:
+    """One card as it looks between two changes: its own render-cache key (with the locale)."""
+
     id: int
     number: str
     kind: str
@@ -72,16 +79,21 @@ class Card:
     assignee: str
     clock_kind: str | None
     band: str  # green | amber | red | breached | paused | none
-    deadline_ms: int | None  # the browser counts down from it; None: the text below is final
-    countdown: str
+    # How the countdown is shown: "live" — the browser counts from deadline_ms (calendar time,
+    # or any clock once overdue); "frozen" — seconds left when paused (negative: overdue);
+    # "business" — whole business minutes left; "" — no clock.
+    cd_mode: str
+    deadline_ms: int | None
+    cd_value: int
     alerting: bool
+    pinned: bool  # entrapment or an open alert: on top of its column
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Column:
     key: str
-    heading: str
-    cards: list[Card]
+    heading: str  # msgid
+    cards: tuple[Card, ...]
     total: int
 
     @property
@@ -89,18 +101,39 @@ class Column:
         return self.total - len(self.cards)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AlertView:
     id: int
     kind: str
-    title: str
+    clock: str | None  # a breach alert's clock kind
+    location: str
+    summary: str
     number: str | None
-    location: str | None
-    paged: list[str]
-    step: int
+    paged: tuple[str, ...]
+    step: int  # the step last paged, 1-based within the chain; 0 before the first
     steps: int
-    started_at: datetime | None
+    round: int  # how many times the chain has started over, 1 on its first pass
+    started_ms: int
     stuck: bool
+    next_step_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RotaView:
+    on_call: str | None
+    backup: str | None
+    gap_now: bool  # nobody on call now
+    gap: tuple[datetime, datetime] | None  # the first gap within GAP_HORIZON (maybe the one now)
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """The shift lists' counts (server/persistence/worklists.py defines them)."""
+
+    slips_out: int
+    end_of_shift: int
+    handover: int
+    over_24h: int
 
 
 @dataclass
@@ -113,28 +146,39 @@ class BoardView:
     open_count: int
     breached_count: int
     due_soon_count: int
-    on_call: str | None
-    on_call_backup: str | None
-    next_change: datetime | None
+    rota: RotaView
+    footer: Footer
+    next_change: datetime | None = field(default=None, compare=False)
+
+    @property
+    def on_call(self) -> str | None:
+        return self.rota.on_call
+
+    @property
+    def on_call_backup(self) -> str | None:
+        return self.rota.backup
+
+    def signature(self) -> str:
+        """A short digest of everything shown (not of next_change): the board's version."""
+        shown = (
+            self.project_code,
+            self.project_name,
+            self.tz,
+            self.columns,
+            self.alerts,
+            self.open_count,
+            self.breached_count,
+            self.due_soon_count,
+            self.rota,
+            self.footer,
+        )
+        return hashlib.blake2b(repr(shown).encode(), digest_size=8).hexdigest()
 
 
 def parse_ts(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
-
-
-def format_span(delta: timedelta, day_unit: str = "d") -> str:
-    """Return 05:07, 1:05:07 or 2d 03:04 for the absolute value of `delta` (board.js formats alike)."""
-    s = int(abs(delta.total_seconds()))
-    d, rest = divmod(s, 86400)
-    h, rest = divmod(rest, 3600)
-    m, sec = divmod(rest, 60)
-    if d:
-        return f"{d}{day_unit} {h:02d}:{m:02d}"
-    if h:
-        return f"{h}:{m:02d}:{sec:02d}"
-    return f"{m:02d}:{sec:02d}"
 
 
 def _clock_of(row: Mapping[str, Any], tz: ZoneInfo, hours: BusinessHours | None) -> clocks.Clock | None:
@@ -148,7 +192,7 @@ def _clock_of(row: Mapping[str, Any], tz: ZoneInfo, hours: BusinessHours | None)
         return None
     return clocks.Clock(
         kind=kind,
-        started_at=parse_ts(row["started_at"]),
+        started_at=parse_ts(row["started_at"]),  # type: ignore[arg-type]
         deadline=parse_ts(row["deadline"]),  # type: ignore[arg-type]
         state=ClockState(row["clock_state"]),
         paused_at=parse_ts(row.get("paused_at")),
@@ -181,69 +225,178 @@ def _names(step: Any) -> list[str]:
     return out
 
 
-def paged_names(chain: Any, step_index: int) -> tuple[list[str], int]:
-    """Return (names paged so far, number of steps) from alerts.chain; ([], 0) when it has no steps."""
+def paged_names(chain: Any, fired: int) -> tuple[list[str], int]:
+    """Return (names paged so far, number of steps) from alerts.chain after `fired` steps."""
     steps = chain.get("steps") if isinstance(chain, dict) else chain
     if not isinstance(steps, list):
         return [], 0
     names: list[str] = []
-    for step in steps[: max(step_index, 0)]:
+    for step in steps[: max(fired, 0)]:
         for n in _names(step):
             if n not in names:
                 names.append(n)
     return names, len(steps)
 
 
-def _covers(starts: time, ends: time, t: time) -> bool:
-    if starts < ends:
-        return starts <= t < ends
-    return t >= starts or t < ends  # crosses midnight (ends <= starts)
+def chain_position(fired: int, steps: int) -> tuple[int, int]:
+    """(step within the chain, round) of the last step paged; the chain repeats after its last.
 
-
-def on_call(
-    shifts: Iterable[Mapping[str, Any]], local_now: datetime
-) -> tuple[str | None, str | None, datetime]:
-    """Return (engineer, backup, next change) from the rota: the shift covering the time of day now.
-
-    Kept simple: a weekend shift wins on Saturday and Sunday, holiday shifts are not told apart.
+    alerts.next_step_index counts the steps fired so far; 6 fired of a 4-step chain is step 2
+    of round 2, not "6/4".
     """
-    rows = [
-        dict(s, starts=time.fromisoformat(s["starts"]), ends=time.fromisoformat(s["ends"])) for s in shifts
+    if steps <= 0 or fired <= 0:
+        return 0, 1
+    last = fired - 1
+    return last % steps + 1, last // steps + 1
+
+
+# ---- the on-call rota (the rules are server/domain/oncall.py's) ---------------------------------
+
+
+def _rota_shifts(rows: list[Mapping[str, Any]]) -> list[oncall.RotaShift]:
+    out = []
+    for r in rows:
+        out.append(
+            oncall.RotaShift(
+                id=r["id"],
+                project_id=r["project_id"],
+                kind=r["kind"],
+                starts=time.fromisoformat(r["starts"]),
+                ends=time.fromisoformat(r["ends"]),
+                primary_id=r["primary_id"],
+                backup_id=r.get("backup_id"),
+                supervisor_id=r.get("supervisor_id"),
+                manager_id=r.get("manager_id"),
+            )
+        )
+    return out
+
+
+def _boundaries(shifts: list[oncall.RotaShift], local_now: datetime) -> list[datetime]:
+    """Instants after `local_now` at which the shift on duty may change: shift edges, midnights."""
+    tz = local_now.tzinfo
+    out = []
+    for d in range(-1, 3):
+        day = local_now.date() + timedelta(days=d)
+        out.append(datetime.combine(day, time(0), tz))
+        for s in shifts:
+            out.append(datetime.combine(day, s.starts, tz))
+            out.append(datetime.combine(day, s.ends, tz))
+    return [b for b in out if b > local_now]
+
+
+def _rota_at(rows: list[Mapping[str, Any]], now: datetime, tz: ZoneInfo) -> tuple[RotaView, datetime | None]:
+    shifts = _rota_shifts(rows)
+    names = {r["id"]: (r.get("primary_name"), r.get("backup_name")) for r in rows}
+    local = now.astimezone(tz)
+    shift = oncall.on_call_at(shifts, now, tz) if shifts else None
+    primary, backup = names.get(shift.id, (None, None)) if shift else (None, None)
+    horizon = now + GAP_HORIZON
+    # From yesterday's midnight (a gap may be running) to beyond the horizon (one may come into view).
+    gaps = [
+        g for g in oncall.find_gaps(shifts, tz, days=4, start=local.date() - timedelta(days=1)) if g[1] > now
     ]
-    t = local_now.time().replace(tzinfo=None)
-    covering = [s for s in rows if _covers(s["starts"], s["ends"], t)]
-    weekend = local_now.weekday() >= 5
-    covering.sort(
-        key=lambda s: (s["kind"] != ("weekend" if weekend else ""), s["kind"] in ("weekend", "holiday"))
+    near = [g for g in gaps if g[0] <= horizon]
+    changes = _boundaries(shifts, local)
+    for a, b in gaps:
+        changes.extend(t for t in (a - GAP_HORIZON, a, b) if t > now)
+    gap = near[0] if near else None
+    if shift is None and (gap is None or gap[0] > now):
+        gap = (now, gap[1] if gap else now)  # find_gaps looks every 15 minutes; nobody is on call now
+    return RotaView(primary, backup, shift is None, gap), min(changes, default=None)
+
+
+_rota_memo: dict[tuple[str, str], tuple[datetime, datetime | None, RotaView]] = {}
+
+
+def rota_at(rows: list[Mapping[str, Any]], now: datetime, tz: ZoneInfo) -> tuple[RotaView, datetime | None]:
+    """Who is on call at `now`, the first rota gap within GAP_HORIZON, and when that may change.
+
+    Constant between two changes, so remembered per rota until the next one (a rebuild of the
+    board every few seconds does not walk the calendar again).
+    """
+    key = (repr(rows), str(tz))
+    hit = _rota_memo.get(key)
+    if hit is not None and hit[0] <= now and (hit[1] is None or now < hit[1]):
+        return hit[2], hit[1]
+    view, change = _rota_at(rows, now, tz)
+    if len(_rota_memo) > 256:
+        _rota_memo.clear()
+    _rota_memo[key] = (now, change, view)
+    return view, change
+
+
+# ---- the whole board ---------------------------------------------------------------------------
+
+
+def _card(row: Mapping[str, Any], clk: clocks.Clock | None, now: datetime) -> tuple[Card, datetime | None]:
+    """The card at `now` and the instant its look changes by time alone."""
+    band, mode, deadline_ms, value, change = "none", "", None, 0, None
+    if clk is not None:
+        band = clocks.band(clk, now)
+        left = clocks.remaining(clk, now)
+        if clk.state == ClockState.PAUSED:
+            mode, value = "frozen", int(left.total_seconds())
+        elif clk.state == ClockState.RUNNING:
+            change = clocks.band_changes_at(clk, now)
+            if clk.business_hours is None or left <= timedelta(0):
+                mode, deadline_ms = "live", int(clk.deadline.timestamp() * 1000)
+            else:
+                mode, value = "business", int(left // _MINUTE)
+                # The shown minute ticks over after the spare seconds of this one, in business
+                # time: never sooner in wall time (a look that changes nothing is cheap).
+                spare = left - value * _MINUTE + timedelta(microseconds=1)
+                change = _earliest(change, now + max(spare, timedelta(seconds=1)))
+    alerting = bool(row.get("alerting"))
+    card = Card(
+        id=row["id"],
+        number=row["number"],
+        kind=row["kind"],
+        category=row["category"],
+        icon="entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
+        urgency=row["urgency"],
+        status=row["status"],
+        location=row["location"],
+        summary=row["summary"],
+        customer=mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
+        assignee=row.get("assignee_name") or row.get("department_name") or "",
+        clock_kind=clk.kind.value if clk else None,
+        band=band,
+        cd_mode=mode,
+        deadline_ms=deadline_ms,
+        cd_value=value,
+        alerting=alerting,
+        pinned=alerting or row["kind"] == "entrapment",
     )
-    chosen = covering[0] if covering else None
-    # The answer can change at any shift boundary and at midnight (weekday → weekend).
-    day = local_now.date()
-    candidates = [datetime.combine(day + timedelta(days=1), time(0), tzinfo=local_now.tzinfo)]
-    for s in rows:
-        for b in (s["starts"], s["ends"]):
-            at = datetime.combine(day, b, tzinfo=local_now.tzinfo)
-            candidates.append(at if at > local_now else at + timedelta(days=1))
-    if chosen is None:
-        return None, None, min(candidates)
-    return chosen["primary_name"], chosen.get("backup_name"), min(candidates)
+    return card, change
 
 
-def _identity(msgid: str, **params: object) -> str:
-    return msgid % params if params else msgid
+def _alert(a: Mapping[str, Any]) -> AlertView:
+    fired = int(a.get("next_step_index") or 0)
+    names, steps = paged_names(a.get("chain"), fired)
+    if fired > steps > 0:
+        names, _n = paged_names(a.get("chain"), steps)  # every step has paged once at least
+    step, rnd = chain_position(fired, steps)
+    started = parse_ts(a.get("started_at"))
+    chain = a.get("chain") if isinstance(a.get("chain"), dict) else {}
+    return AlertView(
+        id=a["id"],
+        kind=a["kind"],
+        clock=chain.get("clock") if a["kind"] == "breach" else None,
+        location=a.get("location") or "",
+        summary=a.get("summary") or a.get("title") or "",
+        number=a.get("number"),
+        paged=tuple(names),
+        step=step,
+        steps=steps,
+        round=rnd,
+        started_ms=int(started.timestamp() * 1000) if started else 0,
+        stuck=a.get("stuck_since") is not None,
+        next_step_at=parse_ts(a.get("next_step_at")),
+    )
 
 
-def format_minutes(delta: timedelta, translate: Callable[..., str]) -> str:
-    """A server-rendered countdown (refreshed each minute): 42 min, 3.5 h."""
-    minutes = int(abs(delta.total_seconds()) // 60)
-    if minutes < 100:
-        return translate(N_("%(n)s min"), n=minutes)
-    return translate(N_("%(n)s h"), n=f"{minutes / 60:.1f}".rstrip("0").rstrip("."))
-
-
-def build(
-    data: BoardData, now: datetime, *, day_unit: str = "d", translate: Callable[..., str] = _identity
-) -> BoardView:
+def build(data: BoardData, now: datetime) -> BoardView:
     """Lay the board out as it looks at `now`."""
     tz = ZoneInfo(data.tz)
     try:
@@ -252,74 +405,29 @@ def build(
         hours = None
     by_stage: dict[str, list[Card]] = {key: [] for key, _h, _s in STAGES}
     breached = due_soon = 0
-    next_change: datetime | None = None
+    next_change: datetime | None = data.reload_at
     for row in data.cards:
         stage = STAGE_OF.get(row["status"])
         if stage is None:
             continue
         clk = _clock_of(row, tz, hours)
-        band, deadline_ms, countdown = "none", None, ""
-        if clk is not None:
-            band = clocks.band(clk, now)
-            left = clocks.remaining(clk, now)
-            countdown = format_span(left, day_unit)
-            if clk.state == ClockState.RUNNING:
-                if clk.business_hours is None:
-                    deadline_ms = int(clk.deadline.timestamp() * 1000)
-                elif left > timedelta(0):
-                    # Business time left: the browser cannot count it down, so the server does, by the minute.
-                    countdown = format_minutes(left, translate)
-                    next_change = _earliest(next_change, now + SERVER_COUNTDOWN_REFRESH)
-                next_change = _earliest(next_change, clocks.band_changes_at(clk, now))
-                if band == "breached":
-                    breached += 1
-                elif clk.deadline - now <= DUE_SOON:
-                    due_soon += 1
-                else:
-                    next_change = _earliest(next_change, clk.deadline - DUE_SOON)
-        by_stage[stage].append(
-            Card(
-                id=row["id"],
-                number=row["number"],
-                kind=row["kind"],
-                category=row["category"],
-                icon="entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
-                urgency=row["urgency"],
-                status=row["status"],
-                location=row["location"],
-                summary=row["summary"],
-                customer=mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
-                assignee=row.get("assignee_name") or row.get("department_name") or "",
-                clock_kind=clk.kind.value if clk else None,
-                band=band,
-                deadline_ms=deadline_ms,
-                countdown=countdown,
-                alerting=bool(row.get("alerting")),
-            )
-        )
-    columns = [
-        Column(key, translate(heading), by_stage[key][:MAX_CARDS_PER_COLUMN], len(by_stage[key]))
-        for key, heading, _s in STAGES
-    ]
-    alerts = []
-    for a in data.alerts:
-        names, steps = paged_names(a.get("chain"), int(a.get("next_step_index") or 0))
-        alerts.append(
-            AlertView(
-                id=a["id"],
-                kind=a["kind"],
-                title=a["title"],
-                number=a.get("number"),
-                location=a.get("location"),
-                paged=names,
-                step=int(a.get("next_step_index") or 0),
-                steps=steps,
-                started_at=parse_ts(a.get("started_at")),
-                stuck=a.get("stuck_since") is not None,
-            )
-        )
-    engineer, backup, rota_change = on_call(data.shifts, now.astimezone(tz))
-    next_change = _earliest(next_change, rota_change)
+        card, change = _card(row, clk, now)
+        next_change = _earliest(next_change, change)
+        if clk is not None and clk.state == ClockState.RUNNING:
+            if card.band == "breached":
+                breached += 1
+            elif clk.deadline - now <= DUE_SOON:
+                due_soon += 1
+            else:
+                next_change = _earliest(next_change, clk.deadline - DUE_SOON)
+        by_stage[stage].append(card)
+    columns = []
+    for key, heading, _s in STAGES:
+        cards = by_stage[key]
+        cards.sort(key=lambda c: not c.pinned)  # stable: the query's most urgent first otherwise
+        columns.append(Column(key, heading, tuple(cards[:MAX_CARDS_PER_COLUMN]), len(cards)))
+    rota, rota_change = rota_at(data.shifts, now, tz)
+    alerts = [_alert(a) for a in data.alerts]
     return BoardView(
         project_code=data.code,
         project_name=data.name,
@@ -329,7 +437,7 @@ def build(
         open_count=sum(c.total for c in columns),
         breached_count=breached,
         due_soon_count=due_soon,
-        on_call=engineer,
-        on_call_backup=backup,
-        next_change=next_change,
+        rota=rota,
+        footer=Footer(**data.shift_counts),
+        next_change=_earliest(next_change, rota_change),
     )

@@ -1,15 +1,26 @@
-"""The wall board's reads: one statement per board (sql/queries/board.sql)."""
+"""The wall board's reads: one statement per board (sql/queries/board.sql).
+
+The footer's shift-list counts use server/persistence/worklists.py's conditions, put into the
+board's statement here, so the board and /shift count the same orders.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.persistence.queries import sql
+from server.domain.shifts import shift_windows
+from server.persistence import worklists
+from server.persistence.queries import QUERIES
+
+SHIFT_KEYS = ("slips_out", "end_of_shift", "handover", "over_24h")
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,8 @@ class ProjectInfo:
     code: str
     name: str
     tz: str
+    desk_opens: time = time(9, 0)
+    desk_closes: time = time(17, 30)
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,12 @@ class BoardData:
     cards: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
     shifts: list[dict[str, Any]]
+    shift_counts: dict[str, int]
+    # When the counts above change by time alone (they are counted by the database as of the
+    # read, so the board must be read again then); None: not by time.
+    reload_at: datetime | None = None
+    desk_opens: time = time(9, 0)
+    desk_closes: time = time(17, 30)
 
 
 def _json(value: Any) -> Any:
@@ -37,16 +56,77 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+@cache
+def board_sql_text() -> str:
+    """board.sql with the shift lists' conditions in place (bound parameters :now, :midnight, …)."""
+    conditions = (
+        worklists._SLIPS.format(midnight=":midnight"),
+        worklists._END_OF_SHIFT.format(now=":now"),
+        worklists._HANDOVER.format(night_start=":night_start", morning=":morning"),
+        worklists._OVER_24H.format(now=":now"),
+    )
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {cond}) AS {key}" for key, cond in zip(SHIFT_KEYS, conditions, strict=True)
+    )
+    raw = (QUERIES / "board.sql").read_text()
+    return raw.replace("/*shift_counts*/", counts).replace("/*open_unfinished*/", worklists.OPEN_UNFINISHED)
+
+
+@cache
+def board_sql() -> TextClause:
+    return text(board_sql_text())
+
+
+def params(project: ProjectInfo, now: datetime) -> dict[str, Any]:
+    w = shift_windows(now, project.tz, project.desk_opens, project.desk_closes)
+    return {
+        "project_id": project.id,
+        "now": now,
+        "midnight": w["midnight"],
+        "night_start": w["night_start"],
+        "morning": w["morning"],
+    }
+
+
+def next_window_change(now: datetime, tz: ZoneInfo, desk_closes: time) -> datetime:
+    """The next local midnight or desk closing: when shift_windows (hence the counts) moves."""
+    local = now.astimezone(tz)
+    candidates = (
+        datetime.combine(local.date() + timedelta(days=1), time(0), tz),
+        datetime.combine(local.date(), desk_closes, tz),
+        datetime.combine(local.date() + timedelta(days=1), desk_closes, tz),
+    )
+    return min(c for c in candidates if c > local)
+
+
 async def projects(conn: AsyncConnection) -> list[ProjectInfo]:
-    rows = await conn.execute(text("SELECT id, code, name, tz FROM projects WHERE active ORDER BY code"))
-    return [ProjectInfo(r.id, r.code, r.name, r.tz) for r in rows]
+    rows = await conn.execute(
+        text("SELECT id, code, name, tz, desk_opens, desk_closes FROM projects WHERE active ORDER BY code")
+    )
+    return [ProjectInfo(r.id, r.code, r.name, r.tz, r.desk_opens, r.desk_closes) for r in rows]
 
 
-async def load(conn: AsyncConnection, project_id: int) -> BoardData | None:
-    """Return the project's open orders, unacknowledged alerts and rota, or None for no such project."""
-    r = (await conn.execute(sql("board"), {"project_id": project_id})).mappings().first()
+async def load(conn: AsyncConnection, project: ProjectInfo, now: datetime) -> BoardData | None:
+    """Return the project's open orders, unacknowledged alerts, rota and shift-list counts as of
+    `now`, or None for no such project."""
+    r = (await conn.execute(board_sql(), params(project, now))).mappings().first()
     if r is None:
         return None
+    if (r["tz"], r["desk_opens"], r["desk_closes"]) != (project.tz, project.desk_opens, project.desk_closes):
+        # The project's hours changed since `project` was read: count in its new windows.
+        fresh = ProjectInfo(r["id"], r["code"], r["name"], r["tz"], r["desk_opens"], r["desk_closes"])
+        r = (await conn.execute(board_sql(), params(fresh, now))).mappings().first()
+        if r is None:
+            return None
+    reload_at = min(
+        t
+        for t in (
+            r["over_24h_next"],
+            r["promise_next"],
+            next_window_change(now, ZoneInfo(r["tz"]), r["desk_closes"]),
+        )
+        if t is not None
+    )
     return BoardData(
         project_id=r["id"],
         code=r["code"],
@@ -56,4 +136,8 @@ async def load(conn: AsyncConnection, project_id: int) -> BoardData | None:
         cards=_json(r["cards"]) or [],
         alerts=_json(r["alerts"]) or [],
         shifts=_json(r["shifts"]) or [],
+        shift_counts={k: int(r[k]) for k in SHIFT_KEYS},
+        reload_at=reload_at,
+        desk_opens=r["desk_opens"],
+        desk_closes=r["desk_closes"],
     )

@@ -5,11 +5,14 @@ Each list is one query; times of day are the project's own (desk 09:00–17:30 b
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.domain.shifts import shift_windows
 
 _BASE = """
 SELECT o.id, o.number, o.project_id, p.code AS project_code, o.kind, o.category, o.urgency, o.status, o.version,
@@ -65,23 +68,39 @@ async def finance(conn: AsyncConnection, pids: list[int]) -> list[dict[str, Any]
     )
 
 
+# The shift lists' conditions, shared by the lists and by shift_summary's counts. Placeholders
+# name the window bounds: bound parameters for one list, columns of each project's window there.
+OPEN_UNFINISHED = "o.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished')"
+_SLIPS = (
+    "o.received_at >= {midnight} AND o.received_at < CAST({midnight} AS timestamptz) + interval '14 hours' "
+    "AND o.slip_returned_at IS NULL AND o.status <> 'cancelled'"
+)
+# An order leaves the end-of-shift list once it has a promised finish time still ahead.
+_END_OF_SHIFT = OPEN_UNFINISHED + " AND (o.promised_at IS NULL OR o.promised_at <= {now})"
+_HANDOVER = (
+    "o.received_at >= {night_start} AND o.received_at < {morning} AND o.status NOT IN ('closed', 'cancelled')"
+)
+_OVER_24H = OPEN_UNFINISHED + " AND o.received_at < CAST({now} AS timestamptz) - interval '24 hours'"
+
+
 async def slips_out(conn: AsyncConnection, pids: list[int], day_start: datetime) -> list[dict[str, Any]]:
     """Orders received before 14:00 today whose paper slip is not back at the desk (check at 17:00)."""
-    return await _rows(
-        conn,
-        "o.received_at >= :d0 AND o.received_at < :d14 AND o.slip_returned_at IS NULL "
-        "AND o.status <> 'cancelled'",
-        {"pids": pids, "d0": day_start, "d14": day_start + timedelta(hours=14)},
-        "o.received_at",
-    )
+    return await _rows(conn, _SLIPS.format(midnight=":d0"), {"pids": pids, "d0": day_start}, "o.received_at")
 
 
-async def end_of_shift(conn: AsyncConnection, pids: list[int]) -> list[dict[str, Any]]:
-    """Unfinished orders at the desk's close: each needs a promised finish time."""
+async def end_of_shift(
+    conn: AsyncConnection, pids: list[int], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Unfinished orders at the desk's close still needing a promised finish time (none, or one passed).
+
+    Without ``now`` every unfinished order is listed, promised or not.
+    """
+    if now is None:
+        return await _rows(conn, OPEN_UNFINISHED, {"pids": pids}, "o.promised_at NULLS FIRST, o.received_at")
     return await _rows(
         conn,
-        "o.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished')",
-        {"pids": pids},
+        _END_OF_SHIFT.format(now=":now"),
+        {"pids": pids, "now": now},
         "o.promised_at NULLS FIRST, o.received_at",
     )
 
@@ -92,20 +111,68 @@ async def night_handover(
     """Orders the monitoring center took overnight that are still open: handed to the morning shift."""
     return await _rows(
         conn,
-        "o.received_at >= :a AND o.received_at < :b AND o.status NOT IN ('closed', 'cancelled')",
+        _HANDOVER.format(night_start=":a", morning=":b"),
         {"pids": pids, "a": night_start, "b": morning},
         "o.urgency = 'emergency' DESC, o.received_at",
     )
 
 
 async def unfinished_over_24h(conn: AsyncConnection, pids: list[int], now: datetime) -> list[dict[str, Any]]:
-    return await _rows(
-        conn,
-        "o.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished') "
-        "AND o.received_at < :cut",
-        {"pids": pids, "cut": now - timedelta(hours=24)},
-        "o.received_at",
+    return await _rows(conn, _OVER_24H.format(now=":now"), {"pids": pids, "now": now}, "o.received_at")
+
+
+SHIFT_SUMMARY_KEYS = ("slips_out", "end_of_shift", "handover", "over_24h")
+
+
+async def shift_summary(conn: AsyncConnection, project_ids: Sequence[int], now: datetime) -> dict[str, int]:
+    """Return how many orders each shift list holds now, over these projects (each in its own time).
+
+    Keys: slips_out (before-14:00 slips not back), end_of_shift (unfinished without a promised
+    finish time ahead), handover (taken overnight, still open), over_24h (unfinished over 24 h);
+    the same conditions as the lists on /shift. Two statements however many projects.
+    """
+    projects = (
+        await conn.execute(
+            text("SELECT id, tz, desk_opens, desk_closes FROM projects WHERE id = ANY(:p)"),
+            {"p": list(project_ids)},
+        )
+    ).all()
+    counts = dict.fromkeys(SHIFT_SUMMARY_KEYS, 0)
+    if not projects:
+        return counts
+    windows = [(pid, shift_windows(now, tz, opens, closes)) for pid, tz, opens, closes in projects]
+    cols = {"midnight": "w.midnight", "night_start": "w.night_start", "morning": "w.morning", "now": ":now"}
+    sql = (
+        "SELECT "
+        + ", ".join(
+            f"count(*) FILTER (WHERE {cond.format(**cols)}) AS {key}"
+            for key, cond in zip(
+                SHIFT_SUMMARY_KEYS, (_SLIPS, _END_OF_SHIFT, _HANDOVER, _OVER_24H), strict=True
+            )
+        )
+        + " FROM orders o JOIN unnest(CAST(:pids AS integer[]), CAST(:mid AS timestamptz[]), "
+        "CAST(:ns AS timestamptz[]), CAST(:mo AS timestamptz[])) AS w(project_id, midnight, night_start, morning) "
+        "ON w.project_id = o.project_id "
+        # Only what a list can hold: open orders, or orders received since midnight (slips).
+        "WHERE o.status NOT IN ('closed', 'cancelled') OR o.received_at >= w.midnight"
     )
+    row = (
+        (
+            await conn.execute(
+                text(sql),
+                {
+                    "pids": [pid for pid, _w in windows],
+                    "mid": [w["midnight"] for _p, w in windows],
+                    "ns": [w["night_start"] for _p, w in windows],
+                    "mo": [w["morning"] for _p, w in windows],
+                    "now": now,
+                },
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return {key: int(row[key]) for key in SHIFT_SUMMARY_KEYS}
 
 
 async def mark_slip_returned(conn: AsyncConnection, order_id: int, now: datetime) -> bool:

@@ -1,9 +1,11 @@
-"""The wall board of the monitoring center (GET /board): page, polled fragment, SSE push, alert ack.
+"""The wall board of the monitoring center (GET /board): page, polled fragment, SSE push.
 
-The page polls one fragment every BOARD_POLL_SECONDS with the version it last saw; an unchanged
-board answers 204 from memory (server/board/state.py). A changed board is rendered once per
-version and variant (locale, may-acknowledge) and the same bytes go to every poller. The SSE stream
-only says "look now"; polling alone keeps the board right when the stream is down.
+The page polls one fragment every BOARD_POLL_SECONDS with the version it last saw. An unchanged
+board answers 204 from memory in whichever web process the poll lands on (server/board/state.py:
+the version is a digest of what the board shows). A changed board is read once per process and
+change, assembled once per variant (locale, may-acknowledge) from cached cards, and the same
+bytes (gzipped once) go to every poller. The SSE stream only says "look now"; polling alone
+keeps the board right when the stream is down.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
+from markupsafe import Markup
 
 from server import clock
 from server.auth import Principal, board_guard, current
 from server.board import view
-from server.board.state import BoardState
+from server.board.state import BoardState, Snapshot
 from server.domain.vocab import Role
 from server.i18n import get_locale
 from server.i18n import gettext as _
-from server.labels import label
 from server.persistence import board as board_db
+from server.persistence.board import BoardData, ProjectInfo
 from server.runtime import Runtime
 from server.web import test_clock
 from server.web.templates import local_time, render
@@ -35,25 +38,79 @@ from server.web.templates import local_time, render
 ACK_ROLES = frozenset({Role.SUPERVISOR})
 PROJECT_REFRESH_SECONDS = 5.0  # an unknown project code re-reads the project list at most this often
 SSE_HEARTBEAT_SECONDS = 15.0
+NO_BREAK_HYPHEN = "\u2011"  # "4栋-2单元-802" stays on one line
+
+
+# ---- what the templates format ---------------------------------------------------------------
+
+
+def nobreak(text: str) -> str:
+    """A location with non-breaking hyphens: building-unit-room never breaks inside."""
+    return text.replace("-", NO_BREAK_HYPHEN)
+
+
+def span_text(seconds: int) -> str:
+    """05:07 · 1 h 05 min · 2 d 03 h; overdue with a "+" (static/board.js formats alike)."""
+    sign = "+" if seconds < 0 else ""
+    s = abs(int(seconds))
+    if s < 3600:
+        return f"{sign}{s // 60:02d}:{s % 60:02d}"
+    if s < 86400:
+        return sign + _("%(h)s h %(m)s min", h=s // 3600, m=f"{s % 3600 // 60:02d}")
+    return sign + _("%(d)s d %(h)s h", d=s // 86400, h=f"{s % 86400 // 3600:02d}")
+
+
+def minutes_text(minutes: int) -> str:
+    """A business-hours countdown, by the minute: 42 min, 3.5 h."""
+    if minutes < 100:
+        return _("%(n)s min", n=minutes)
+    return _("%(n)s h", n=f"{minutes / 60:.1f}".rstrip("0").rstrip("."))
+
+
+def js_formats() -> dict[str, str]:
+    """The same formats for static/board.js, with {placeholders}."""
+    return {
+        "hm": _("%(h)s h %(m)s min", h="{h}", m="{m}"),
+        "dh": _("%(d)s d %(h)s h", d="{d}", h="{h}"),
+        "more": _("+%(n)s more", n="{n}"),
+    }
+
+
+# ---- the board's data and bytes ----------------------------------------------------------------
 
 
 def _state(request: Request[Any, Any, Any]) -> BoardState:
     rt: Runtime = request.app.state.runtime
     if rt.board is None:  # an app assembled without it (create_app sets it)
         rt.board = BoardState()
+    if rt.board.loader is None:
+
+        async def load(project_id: int, now: datetime) -> BoardData | None:
+            info = _projects.get(project_id)
+            if info is None:
+                return None
+            async with rt.engine.connect() as conn:
+                data = await board_db.load(conn, info, now)
+            if data is not None:  # the project's settings as just read (a NOTIFY brought us here)
+                _projects[project_id] = ProjectInfo(
+                    data.project_id, data.code, data.name, data.tz, data.desk_opens, data.desk_closes
+                )
+            return data
+
+        rt.board.loader = load
     return rt.board
 
 
-_projects: dict[int, board_db.ProjectInfo] = {}
+_projects: dict[int, ProjectInfo] = {}
 _projects_read_at = 0.0
 
 
-async def _project(request: Request[Any, Any, Any], p: Principal, code: str | None) -> board_db.ProjectInfo:
+async def _project(request: Request[Any, Any, Any], p: Principal, code: str | None) -> ProjectInfo:
     """The project asked for (default: the caller's first by code); 404 for one the caller does not serve."""
     global _projects_read_at
     code = (code or "").strip().upper()[:20]
 
-    def pick() -> board_db.ProjectInfo | None:
+    def pick() -> ProjectInfo | None:
         mine = sorted((x for x in _projects.values() if x.id in p.project_ids), key=lambda x: x.code)
         if not code:
             return mine[0] if mine else None
@@ -77,31 +134,50 @@ def _can_ack(p: Principal) -> bool:
     return p.is_staff and p.role in ACK_ROLES
 
 
-async def _fragment(
-    request: Request[Any, Any, Any], p: Principal, project: board_db.ProjectInfo
-) -> tuple[str, bytes]:
-    rt: Runtime = request.app.state.runtime
-    can_ack = _can_ack(p)
-    locale = get_locale()
-
-    async def draw(tag: str) -> tuple[bytes, datetime | None]:
-        now = clock.now()
-        async with rt.engine.connect() as conn:
-            data = await board_db.load(conn, project.id)
-        if data is None:
-            raise NotFoundException("project")
-        board = view.build(data, now, day_unit=_("d"), translate=_)
-        html = render(
-            "fragments/board_body.html",
-            board=board,
-            version=tag,
-            can_ack=can_ack,
-            label=label,
-            local_time=local_time,
+def _assemble(state: BoardState, snap: Snapshot, locale: str, can_ack: bool) -> str:
+    def card_html(card: view.Card) -> str:
+        return render(
+            "fragments/board_card.html",
+            c=card,
+            nobreak=nobreak,
+            span_text=span_text,
+            minutes_text=minutes_text,
         )
-        return html.encode(), board.next_change
 
-    return await _state(request).fragment(project.id, (locale, can_ack), draw)
+    shown = [c for col in snap.view.columns for c in col.cards]
+    html = iter(state.cards.html(snap.project_id, locale, shown, card_html))
+    columns = [
+        {
+            "key": col.key,
+            "heading": col.heading,
+            "total": col.total,
+            "hidden": col.hidden,
+            # each card was rendered by an autoescaping template
+            "html": Markup("".join(next(html) for _c in col.cards)),
+        }
+        for col in snap.view.columns
+    ]
+    return render(
+        "fragments/board_body.html",
+        board=snap.view,
+        columns=columns,
+        version=snap.tag,
+        can_ack=can_ack,
+        local_time=local_time,
+        nobreak=nobreak,
+    )
+
+
+async def _fragment(
+    request: Request[Any, Any, Any], p: Principal, project: ProjectInfo
+) -> tuple[Snapshot, bytes]:
+    state = _state(request)
+    snap = await state.snapshot(project.id)
+    if snap is None:
+        raise NotFoundException("project")
+    locale, can_ack = get_locale(), _can_ack(p)
+    body = state.body(snap, (locale, can_ack), lambda s: _assemble(state, s, locale, can_ack))
+    return snap, body
 
 
 def _headers(tag: str) -> dict[str, str]:
@@ -119,7 +195,7 @@ async def board_page(request: Request[Any, Any, Any], project: str | None = None
     p = current(request)
     assert p is not None
     proj = await _project(request, p, project)
-    tag, body = await _fragment(request, p, proj)
+    snap, body = await _fragment(request, p, proj)
     kiosk = request.query_params.get("kiosk")
     qs = {"project": proj.code, **({"kiosk": kiosk} if kiosk and p.kind == "kiosk" else {})}
     html = render(
@@ -127,33 +203,48 @@ async def board_page(request: Request[Any, Any, Any], project: str | None = None
         user=p if p.is_staff else None,
         project=proj,
         body=body.decode(),
-        version=tag,
+        version=snap.tag,
         qs=qs,
         poll_seconds=rt.settings.board_poll_seconds,
         sse=rt.settings.board_sse,
+        formats=js_formats(),
         now_ms=int(clock.now().timestamp() * 1000),
         request_path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     )
-    return Response(html, media_type="text/html", headers=_headers(tag))
+    return Response(html, media_type="text/html", headers=_headers(snap.tag))
+
+
+async def serve_fragment(
+    request: Request[Any, Any, Any], project: str | None, v: str | None
+) -> Response[bytes]:
+    """GET /board/fragment: 204 when the poller has seen this version, else the body."""
+    p = current(request)
+    assert p is not None
+    proj = await _project(request, p, project)
+    state = _state(request)
+    if state.unchanged(proj.id, v):  # from memory: no database, no rendering
+        return Response(b"", status_code=204, headers=_headers(v or ""))
+    snap, body = await _fragment(request, p, proj)
+    headers = _headers(snap.tag)
+    if v == snap.tag:
+        return Response(b"", status_code=204, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        # Compressed once per version and variant (the compression middleware skips this path).
+        body = state.gzipped(snap, (get_locale(), _can_ack(p)), body)
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
 
 @get("/board/fragment", guards=[board_guard])
 async def board_fragment(
     request: Request[Any, Any, Any], project: str | None = None, v: str | None = None
 ) -> Response[bytes]:
-    p = current(request)
-    assert p is not None
-    proj = await _project(request, p, project)
-    state = _state(request)
-    if state.unchanged(proj.id, v):
-        return Response(b"", status_code=204, headers=_headers(state.tag(proj.id)))
-    tag, body = await _fragment(request, p, proj)
-    return Response(body, media_type="text/html; charset=utf-8", headers=_headers(tag))
+    return await serve_fragment(request, project, v)
 
 
 @get("/board/events", guards=[board_guard])
 async def board_events(request: Request[Any, Any, Any], project: str | None = None) -> ServerSentEvent:
-    """Server-sent events: `board` with the new version whenever the project's board changes."""
+    """Server-sent events: `board` with the new version whenever what the project's board shows changes."""
     rt: Runtime = request.app.state.runtime
     if not rt.settings.board_sse:
         raise NotFoundException("events")
@@ -167,7 +258,8 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         try:
-            yield ServerSentEventMessage(event="board", data=state.current(proj.id), retry=3000)
+            snap = await state.snapshot(proj.id)
+            yield ServerSentEventMessage(event="board", data=snap.tag if snap else "", retry=3000)
             while True:
                 wait = SSE_HEARTBEAT_SECONDS
                 due = state.seconds_to_change(proj.id)
@@ -176,9 +268,9 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
                 try:
                     tag = await asyncio.wait_for(queue.get(), timeout=wait)
                 except TimeoutError:
-                    if not state.check_time(
-                        proj.id
-                    ):  # a colour turned by time alone: that bump fills the queue
+                    # Time may have changed the look (a colour band): a changed snapshot fills the queue.
+                    await state.snapshot(proj.id)
+                    if queue.empty():
                         yield ServerSentEventMessage(comment="ping")
                     continue
                 yield ServerSentEventMessage(event="board", data=tag)

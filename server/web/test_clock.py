@@ -34,7 +34,7 @@ async def set_test_clock(request: Request[Any, Any, Any], data: ClockOffset) -> 
         await conn.execute(text("SELECT pg_notify('clock', :p)"), {"p": repr(float(data.offset_seconds))})
     clock.set_offset(data.offset_seconds)  # at once here; other processes follow the NOTIFY
     if rt.board is not None:
-        rt.board.bump_all()  # every colour may have turned
+        rt.board.invalidate_all()  # every colour may have turned
     return Response({"offset_seconds": data.offset_seconds, "now": clock.now().isoformat()})
 
 

@@ -168,7 +168,7 @@ async def test_an_unchanged_board_answers_204_without_rendering_or_database(app,
     seen = r.headers["x-board-version"]
     assert f'data-version="{seen}"' in r.text
     state = board_state(app)
-    renders = state.renders
+    renders, loads = state.renders, state.loads
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -181,8 +181,13 @@ async def test_an_unchanged_board_answers_204_without_rendering_or_database(app,
     finally:
         event.remove(sync_engine, "before_cursor_execute", count)
     assert r.status_code == 204 and r.content == b""
-    assert state.renders == renders
+    assert (state.renders, state.loads) == (renders, loads)
     assert statements == []
+
+
+async def wait_distrusted(state: Any, project_id: int) -> None:
+    """Until the NOTIFY 'board' of a change has reached the process (its snapshot is no longer trusted)."""
+    await wait_for(lambda: state.current(project_id) is None)
 
 
 async def test_a_new_order_re_renders_the_board_once_for_every_poller(
@@ -191,14 +196,61 @@ async def test_a_new_order_re_renders_the_board_once_for_every_poller(
     seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
     state = board_state(app)
     orders.append(await make_order(engine))
-    await wait_for(lambda: state.current(orders[0]["project_id"]) != seen)  # NOTIFY 'board' arrived
-    renders = state.renders
+    await wait_distrusted(state, orders[0]["project_id"])
+    renders, loads = state.renders, state.loads
     r = await fragment(client, kiosk["token"], v=seen)
     assert r.status_code == 200 and orders[0]["number"] in r.text
+    assert r.headers["x-board-version"] != seen
     async with new_client() as other:
         r2 = await fragment(other, kiosk["token"], v=seen)
     assert r2.content == r.content
-    assert state.renders == renders + 1
+    assert (state.renders, state.loads) == (renders + 1, loads + 1)
+
+
+async def test_a_change_renders_only_the_card_that_changed(app, client, kiosk, engine, orders):
+    for n in range(3):
+        orders.append(await make_order(engine, summary=f"灯不亮 {n}"))
+    state = board_state(app)
+    await wait_distrusted(state, orders[0]["project_id"])
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    cards = state.cards.rendered
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE orders SET summary = '灯不亮，开关冒火花' WHERE id = :o"), {"o": orders[1]["id"]}
+        )
+    await wait_distrusted(state, orders[0]["project_id"])
+    r = await fragment(client, kiosk["token"], v=seen)
+    assert r.status_code == 200 and "灯不亮，开关冒火花" in card(r.text, orders[1]["number"])
+    assert state.cards.rendered == cards + 1  # the two others (and the demo's cards) came from the cache
+
+
+async def test_a_notify_that_changes_nothing_shown_still_answers_204(app, client, kiosk, engine, orders):
+    orders.append(await make_order(engine))
+    state = board_state(app)
+    await wait_distrusted(state, orders[0]["project_id"])
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with engine.begin() as conn:  # the trigger fires, but nothing the board shows moved
+        await conn.execute(text("UPDATE orders SET updated_at = now() WHERE id = :o"), {"o": orders[0]["id"]})
+    await wait_distrusted(state, orders[0]["project_id"])
+    loads, renders = state.loads, state.renders
+    r = await fragment(client, kiosk["token"], v=seen)
+    assert r.status_code == 204
+    assert (state.loads, state.renders) == (loads + 1, renders)  # read once to know, nothing rendered
+
+
+async def test_the_fragment_is_gzipped_once_for_every_poller(app, client, new_client, kiosk, engine, orders):
+    orders.append(await make_order(engine))
+    state = board_state(app)
+    await wait_distrusted(state, orders[0]["project_id"])
+    r = await fragment(client, kiosk["token"], **{"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and orders[0]["number"] in r.text
+    snap = state.current(orders[0]["project_id"])
+    assert snap is not None and len(snap.gzipped) == 1
+    async with new_client() as other:
+        r2 = await fragment(other, kiosk["token"], **{"Accept-Encoding": "gzip"})
+    assert r2.content == r.content and len(snap.gzipped) == 1
+    plain = await fragment(client, kiosk["token"], **{"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == r.text
 
 
 async def test_the_kiosk_board_masks_the_customer(client, kiosk, engine, orders):
@@ -280,21 +332,26 @@ async def test_the_colour_follows_the_clock_as_time_passes(app, client, kiosk, e
     assert state.trusted
 
 
-async def test_time_alone_bumps_the_version_when_a_band_turns(app, client, kiosk, engine, orders):
-    orders.append(await make_order(engine, minutes=10))
+async def test_time_alone_changes_the_version_when_a_band_turns_without_the_database(
+    app, client, kiosk, engine, orders
+):
+    orders.append(await make_order(engine, minutes=2))
     state = board_state(app)
+    await wait_distrusted(state, orders[0]["project_id"])
     r = await fragment(client, kiosk["token"])
     seen = r.headers["x-board-version"]
     assert (await fragment(client, kiosk["token"], v=seen)).status_code == 204
-    # Move only this process's clock (no NOTIFY 'clock'): the recorded next change must do the bump.
-    clock.set_offset(6 * 60)
+    loads = state.loads
+    # Move only this process's clock (no NOTIFY 'clock'): the recorded next change must do it.
+    clock.set_offset(70)
     try:
         r = await fragment(client, kiosk["token"], v=seen)
         assert r.status_code == 200
         assert 'data-band="amber"' in card(r.text, orders[0]["number"])
+        assert state.loads == loads  # rebuilt from the rows already read
     finally:
         clock.set_offset(0)
-        state.bump_all()
+        state.invalidate_all()
 
 
 def frozen_chain(names: list[tuple[str, str]]) -> dict[str, Any]:
@@ -381,21 +438,262 @@ async def test_the_csrf_token_is_needed_to_acknowledge(client, login):
     assert r.status_code == 403
 
 
+# ---- several web processes agree on the version ------------------------------------------------
+
+
+@pytest.fixture
+async def other_process(settings: Any) -> AsyncIterator[Any]:
+    """A second web process' worth of state: its own app, board state and LISTEN connection."""
+    from server.app import create_app
+
+    other = create_app(settings)
+    for hook in other.on_startup:
+        await hook(other)
+    yield other
+    for hook in other.on_shutdown:
+        await hook(other)
+
+
+async def test_a_poll_landing_on_another_web_process_is_answered_204(
+    app, client, kiosk, engine, orders, other_process
+):
+    from tests.conftest import make_client
+
+    orders.append(await make_order(engine, minutes=2))
+    await wait_distrusted(board_state(app), orders[0]["project_id"])
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with make_client(other_process) as elsewhere:
+        r = await fragment(elsewhere, kiosk["token"], v=seen)
+        assert r.status_code == 204  # read once there, same rows, same version
+        # Time alone turns the band (70 s into a 2-minute clock): both processes move alike.
+        clock.set_offset(70)
+        try:
+            here = await fragment(client, kiosk["token"], v=seen)
+            assert here.status_code == 200 and 'data-band="amber"' in card(here.text, orders[0]["number"])
+            there = await fragment(elsewhere, kiosk["token"], v=here.headers["x-board-version"])
+            assert there.status_code == 204
+        finally:
+            clock.set_offset(0)
+            board_state(app).invalidate_all()
+
+
+async def test_while_listen_is_down_every_poll_reads_the_database(app, engine):
+    """Nothing is trusted without the NOTIFY connection, yet an unchanged board is still recognised."""
+    from server.board.state import BoardState
+    from server.persistence import board as board_db
+
+    info = next(p for p in await _projects(engine) if p.code == "DEMO")
+
+    async def load(project_id: int, now: Any) -> Any:
+        async with engine.connect() as conn:
+            return await board_db.load(conn, info, now)
+
+    state = BoardState(load)  # never attached to a listener: not trusted
+    first = await state.snapshot(info.id)
+    second = await state.snapshot(info.id)
+    assert state.loads == 2 and first.tag == second.tag
+    assert not state.unchanged(info.id, first.tag)  # a poll must not be answered from memory
+
+
+async def _projects(engine: Any) -> Any:
+    from server.persistence import board as board_db
+
+    async with engine.connect() as conn:
+        return await board_db.projects(conn)
+
+
+# ---- everything the board shows notifies it ------------------------------------------------
+
+
+async def changed_board(client: Any, kiosk_token: str, seen: str) -> str:
+    """The next fragment that is not 204 for a poller that saw `seen` (within 3 s)."""
+    async with asyncio.timeout(3):
+        while True:
+            r = await fragment(client, kiosk_token, v=seen)
+            if r.status_code == 200:
+                return r.text
+            await asyncio.sleep(0.05)
+
+
+async def test_renaming_an_engineer_moves_the_board(client, kiosk, engine, orders):
+    orders.append(await make_order(engine, status="assigned", clock_kind="arrival", assignee="shifu3"))
+    await asyncio.sleep(0.2)
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE staff SET display_name = '陈大师傅' WHERE username = 'shifu3'"))
+    try:
+        assert "陈大师傅" in card(await changed_board(client, kiosk["token"], seen), orders[0]["number"])
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE staff SET display_name = '陈师傅' WHERE username = 'shifu3'"))
+
+
+async def test_editing_the_rota_moves_the_board(client, kiosk, engine):
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    pid = await _project_id(engine, "DEMO")
+    async with engine.begin() as conn:
+        saved = (
+            (await conn.execute(text("SELECT * FROM oncall_shifts WHERE project_id = :p"), {"p": pid}))
+            .mappings()
+            .all()
+        )
+        await conn.execute(text("DELETE FROM oncall_shifts WHERE project_id = :p"), {"p": pid})
+    try:
+        html = await changed_board(client, kiosk["token"], seen)
+        assert 'class="rota-gap-now"' in html  # nobody is on call any more
+    finally:
+        async with engine.begin() as conn:
+            for row in saved:
+                await conn.execute(
+                    text(
+                        "INSERT INTO oncall_shifts (id, project_id, kind, starts, ends, primary_id, backup_id, "
+                        "supervisor_id, manager_id) VALUES (:id, :project_id, :kind, :starts, :ends, :primary_id, "
+                        ":backup_id, :supervisor_id, :manager_id)"
+                    ),
+                    dict(row),
+                )
+
+
+async def test_changing_the_projects_settings_moves_the_board(client, kiosk, engine):
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE projects SET name = '阳光花园（东区）' WHERE code = 'DEMO'"))
+    try:
+        assert "阳光花园（东区）" in await changed_board(client, kiosk["token"], seen)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE projects SET name = '阳光花园' WHERE code = 'DEMO'"))
+
+
+async def test_renaming_a_department_moves_every_board(client, kiosk, engine, orders):
+    orders.append(await make_order(engine, kind="matter", category="cleaning", clock_kind="arrival"))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE orders SET department_code = 'cleaning' WHERE id = :o"), {"o": orders[0]["id"]}
+        )
+    await asyncio.sleep(0.2)
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE departments SET name = '保洁部' WHERE code = 'cleaning'"))
+    try:
+        assert "保洁部" in card(await changed_board(client, kiosk["token"], seen), orders[0]["number"])
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE departments SET name = '保洁' WHERE code = 'cleaning'"))
+
+
+async def test_a_clock_moved_without_touching_its_order_moves_the_board(client, kiosk, engine, orders):
+    orders.append(await make_order(engine, minutes=60))
+    await asyncio.sleep(0.2)
+    seen = (await fragment(client, kiosk["token"])).headers["x-board-version"]
+    async with engine.begin() as conn:  # e.g. a deadline recomputed by a policy change
+        await conn.execute(
+            text("UPDATE order_clocks SET deadline = now() - interval '1 minute' WHERE order_id = :o"),
+            {"o": orders[0]["id"]},
+        )
+    html = await changed_board(client, kiosk["token"], seen)
+    assert 'data-band="breached"' in card(html, orders[0]["number"])
+
+
+# ---- what the board shows -------------------------------------------------------------------
+
+
+async def test_the_footer_counts_the_shift_lists_as_the_shift_page_does(app, client, kiosk, engine, orders):
+    from server.domain.shifts import shift_windows
+    from server.persistence import worklists
+
+    orders.append(await make_order(engine, started_ago=25 * 60, minutes=30 * 60, summary="超一天的单"))
+    await wait_distrusted(board_state(app), orders[0]["project_id"])
+    html = (await fragment(client, kiosk["token"])).text
+    shown = {k: int(v) for k, v in re.findall(r'data-list="(\w+)">[^<]*<b>(\d+)</b>', html)}
+    pid, now = orders[0]["project_id"], clock.now()
+    async with engine.connect() as conn:
+        w = shift_windows(
+            now, "Asia/Shanghai", __import__("datetime").time(9), __import__("datetime").time(17, 30)
+        )
+        expected = {
+            "slips_out": len(await worklists.slips_out(conn, [pid], w["midnight"])),
+            "end_of_shift": len(await worklists.end_of_shift(conn, [pid], now)),
+            "handover": len(await worklists.night_handover(conn, [pid], w["night_start"], w["morning"])),
+            "over_24h": len(await worklists.unfinished_over_24h(conn, [pid], now)),
+        }
+    assert shown == expected
+    assert shown["over_24h"] >= 1
+
+
+async def test_a_stuck_escalation_says_so_and_counts_rounds_of_its_chain(app, client, kiosk, engine, orders):
+    orders.append(
+        await make_order(engine, kind="entrapment", clock_kind="ack", minutes=1, location="4栋-2单元-802")
+    )
+    chain = frozen_chain(
+        [
+            ("oncall_primary", "张师傅"),
+            ("oncall_backup", "刘师傅"),
+            ("supervisor", "王主管"),
+            ("manager", "周经理"),
+        ]
+    )
+    alert_id = await alert_for(engine, orders[0], chain)
+    async with engine.begin() as conn:  # six steps paged, the seventh overdue (the auditor flagged it)
+        await conn.execute(
+            text(
+                "UPDATE alerts SET next_step_index = 6, next_step_at = now() - interval '3 minutes', "
+                "stuck_since = now() - interval '2 minutes' WHERE id = :a"
+            ),
+            {"a": alert_id},
+        )
+    await wait_distrusted(board_state(app), orders[0]["project_id"])
+    html = (await fragment(client, kiosk["token"])).text
+    banner = re.search(rf'<div class="balert[^"]*" id="alert-{alert_id}".*?</div>', html, re.S).group(0)
+    assert "stuck" in banner
+    assert "第 2/4 级" in banner and "第 2 轮" in banner and "6/4" not in banner
+    assert "升级停滞" in banner and "第 3 级" in banner
+    text_only = re.sub(r"<[^>]+>", " ", banner)
+    assert text_only.count("4栋‑2单元‑802") == 1  # one clean line: the location once, unbroken
+    assert "张师傅、刘师傅、王主管、周经理" in banner
+
+
+async def test_an_entrapment_card_is_pinned_on_top_of_its_column(app, client, kiosk, engine, orders):
+    orders.append(await make_order(engine, minutes=3, summary="最急的普通单"))
+    orders.append(
+        await make_order(engine, kind="entrapment", clock_kind="ack", minutes=90, location="3栋 2号电梯")
+    )
+    await wait_distrusted(board_state(app), orders[0]["project_id"])
+    html = (await fragment(client, kiosk["token"])).text
+    column = re.search(r'<section class="col col-dispatch".*?</section>', html, re.S).group(0)
+    numbers = re.findall(r'data-number="([^"]+)"', column)
+    assert numbers[0] == orders[1]["number"]
+    assert 'class="bcard band-green pinned"' in card(html, orders[1]["number"]) or "pinned" in card(
+        html, orders[1]["number"]
+    )
+
+
+async def test_a_project_without_a_rota_says_nobody_is_on_call(client, login):
+    await login("other_zhuguan")
+    r = await client.get("/board")
+    assert r.status_code == 200
+    assert 'class="rota-gap-now"' in r.text and "无人值班" in r.text
+
+
 # ---- the view model, without the database -------------------------------------------------
 
 
-def _data(cards: list[dict[str, Any]], shifts: list[dict[str, Any]] | None = None) -> Any:
+def _data(cards: list[dict[str, Any]], shifts: list[dict[str, Any]] | None = None, **over: Any) -> Any:
     from server.persistence.board import BoardData
 
     return BoardData(
-        project_id=1,
-        code="DEMO",
-        name="阳光花园",
-        tz="Asia/Shanghai",
-        business_hours=None,
-        cards=cards,
-        alerts=[],
-        shifts=shifts or [],
+        **{
+            "project_id": 1,
+            "code": "DEMO",
+            "name": "阳光花园",
+            "tz": "Asia/Shanghai",
+            "business_hours": None,
+            "cards": cards,
+            "alerts": [],
+            "shifts": shifts or [],
+            "shift_counts": {"slips_out": 0, "end_of_shift": 0, "handover": 0, "over_24h": 0},
+            **over,
+        }
     )
 
 
@@ -437,7 +735,8 @@ def test_cards_fall_into_their_stage_and_the_next_change_is_the_earliest_band_tu
                 _row(1, "pooled", now, 60),
                 _row(2, "on_site", now - timedelta(minutes=70), 60),
                 _row(3, "callback", now, 10),
-            ]
+            ],
+            shifts=ROTA,
         ),
         now,
     )
@@ -453,33 +752,130 @@ def test_cards_fall_into_their_stage_and_the_next_change_is_the_earliest_band_tu
     assert now + timedelta(minutes=5) <= board.next_change <= now + timedelta(minutes=5, milliseconds=1)
 
 
-def test_the_on_call_engineer_is_the_shift_covering_the_time_of_day():
+def test_the_version_is_the_same_between_two_changes_and_moves_with_a_band():
+    from datetime import UTC, datetime
+
+    from server.board import view
+
+    now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    data = _data([_row(1, "pooled", now, 10)], shifts=ROTA)
+    first = view.build(data, now)
+    later = view.build(data, now + timedelta(minutes=4))  # still green: another process, later
+    assert later.signature() == first.signature()
+    amber = view.build(data, first.next_change)
+    assert amber.columns[0].cards[0].band == "amber" and amber.signature() != first.signature()
+
+
+def test_an_entrapment_or_alerting_card_is_pinned_above_more_urgent_ones():
+    from datetime import UTC, datetime
+
+    from server.board import view
+
+    now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    rows = [
+        _row(1, "pooled", now, 5),
+        _row(2, "pooled", now, 30, kind="entrapment"),
+        _row(3, "pooled", now, 20, alerting=True),
+        _row(4, "pooled", now, 6),
+    ]
+    board = view.build(_data(rows, shifts=ROTA), now)
+    assert [c.number for c in board.columns[0].cards] == ["BX-2", "BX-3", "BX-1", "BX-4"]
+
+
+# The demo's rota: day, night, weekend (Saturday 09:00 to Monday 09:00 in two shifts), holiday.
+ROTA = [
+    {
+        "id": 1,
+        "project_id": 1,
+        "kind": "day",
+        "starts": "09:00:00",
+        "ends": "17:30:00",
+        "primary_id": 11,
+        "backup_id": 12,
+        "primary_name": "张师傅",
+        "backup_name": "刘师傅",
+    },
+    {
+        "id": 2,
+        "project_id": 1,
+        "kind": "night",
+        "starts": "17:30:00",
+        "ends": "09:00:00",
+        "primary_id": 12,
+        "backup_id": 11,
+        "primary_name": "刘师傅",
+        "backup_name": "张师傅",
+    },
+    {
+        "id": 3,
+        "project_id": 1,
+        "kind": "weekend",
+        "starts": "09:00:00",
+        "ends": "09:00:00",
+        "primary_id": 13,
+        "backup_id": None,
+        "primary_name": "陈师傅",
+        "backup_name": None,
+    },
+    {
+        "id": 4,
+        "project_id": 1,
+        "kind": "holiday",
+        "starts": "09:00:00",
+        "ends": "09:00:00",
+        "primary_id": 14,
+        "backup_id": None,
+        "primary_name": "杨师傅",
+        "backup_name": None,
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("local", "who"),
+    [
+        ("2026-11-24 10:00", "张师傅"),  # Tuesday, day shift
+        ("2026-11-24 03:00", "刘师傅"),  # Tuesday night (Monday's night shift)
+        ("2026-11-28 10:00", "陈师傅"),  # Saturday
+        ("2026-11-30 03:00", "陈师傅"),  # the night after Sunday: Sunday's weekend shift until 09:00
+        ("2026-10-01 10:00", "杨师傅"),  # National Day
+        ("2026-10-10 10:00", "张师傅"),  # a Saturday that is a make-up working day (调休)
+        ("2026-10-10 20:00", "刘师傅"),  # and its night
+    ],
+)
+def test_the_board_names_the_engineer_the_rota_rules_put_on_call(local, who):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from server.board.view import on_call
+    from server.board.view import rota_at
 
-    shifts = [
-        {
-            "kind": "day",
-            "starts": "09:00:00",
-            "ends": "17:30:00",
-            "primary_name": "张师傅",
-            "backup_name": None,
-        },
-        {
-            "kind": "night",
-            "starts": "17:30:00",
-            "ends": "09:00:00",
-            "primary_name": "刘师傅",
-            "backup_name": "张师傅",
-        },
-    ]
     tz = ZoneInfo("Asia/Shanghai")
-    assert on_call(shifts, datetime(2026, 11, 24, 10, 0, tzinfo=tz))[:2] == ("张师傅", None)
-    name, backup, change = on_call(shifts, datetime(2026, 11, 24, 3, 0, tzinfo=tz))
-    assert (name, backup, change) == ("刘师傅", "张师傅", datetime(2026, 11, 24, 9, 0, tzinfo=tz))
-    assert on_call([], datetime(2026, 11, 24, 3, 0, tzinfo=tz))[:2] == (None, None)
+    now = datetime.fromisoformat(local).replace(tzinfo=tz)
+    rota, change = rota_at(ROTA, now, tz)
+    assert rota.on_call == who and not rota.gap_now and rota.gap is None
+    assert change is not None and now < change <= now + timedelta(days=1)
+
+
+def test_rota_gaps_now_and_within_a_day_are_flagged():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from server.board.view import rota_at
+
+    tz = ZoneInfo("Asia/Shanghai")
+    day_only = [ROTA[0]]
+    tuesday_10 = datetime(2026, 11, 24, 10, 0, tzinfo=tz)
+    rota, change = rota_at(day_only, tuesday_10, tz)
+    assert rota.on_call == "张师傅" and not rota.gap_now
+    assert rota.gap == (datetime(2026, 11, 24, 17, 30, tzinfo=tz), datetime(2026, 11, 25, 9, 0, tzinfo=tz))
+    assert change == datetime(2026, 11, 24, 17, 30, tzinfo=tz)
+    evening = datetime(2026, 11, 24, 20, 0, tzinfo=tz)
+    rota, _change = rota_at(day_only, evening, tz)
+    assert rota.on_call is None and rota.gap_now and rota.gap[1] == datetime(2026, 11, 25, 9, 0, tzinfo=tz)
+    rota, _change = rota_at(ROTA, tuesday_10, tz)
+    assert rota.gap is None  # the full rota has none
+    rota, _change = rota_at([], tuesday_10, tz)
+    assert rota.on_call is None and rota.gap_now
 
 
 def test_paged_names_read_the_frozen_chain_in_its_usual_shapes():
@@ -491,25 +887,37 @@ def test_paged_names_read_the_frozen_chain_in_its_usual_shapes():
     assert paged_names(None, 1) == ([], 0)
 
 
+@pytest.mark.parametrize(
+    ("fired", "position"), [(0, (0, 1)), (1, (1, 1)), (4, (4, 1)), (5, (1, 2)), (6, (2, 2)), (9, (1, 3))]
+)
+def test_the_step_is_counted_within_the_chain_and_its_rounds(fired, position):
+    from server.board.view import chain_position
+
+    assert chain_position(fired, 4) == position
+
+
 def test_a_business_hours_countdown_is_rendered_by_the_minute():
     from datetime import UTC, datetime
 
     from server.board import view
-    from server.persistence.board import BoardData
 
     now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Shanghai
     row = _row(1, "on_site", now, 600, clock_business_hours=True, clock_kind="completion")
-    data = BoardData(
-        project_id=1,
-        code="DEMO",
-        name="x",
-        tz="Asia/Shanghai",
-        business_hours="09:00-17:30",
-        cards=[row],
-        alerts=[],
-        shifts=[],
-    )
-    board = view.build(data, now)
+    board = view.build(_data([row], shifts=ROTA, business_hours="09:00-17:30"), now)
     c = board.columns[2].cards[0]
-    assert c.deadline_ms is None and c.countdown == "7.5 h"  # 10:00 → 17:30 of business time before 20:00
+    # 10:00 → 17:30 of business time is left before 20:00: shown in whole minutes by the server
+    assert (c.cd_mode, c.deadline_ms, c.cd_value) == ("business", None, 450)
     assert board.next_change <= now + timedelta(minutes=1)
+
+
+def test_overdue_reads_as_time_overdue_not_a_time_of_day():
+    from server.i18n import use_locale
+    from server.web.board import span_text
+
+    with use_locale("zh_CN"):
+        assert span_text(-(20 * 60 + 9)) == "+20:09"
+        assert span_text(-(65 * 60 + 7)) == "+1小时05分"
+        assert span_text(-(26 * 3600)) == "+1天02小时"
+        assert span_text(4 * 60 + 23) == "04:23"
+    with use_locale("en"):
+        assert span_text(-(65 * 60)) == "+1 h 05 min"
