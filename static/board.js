@@ -42,17 +42,24 @@
   }
 
   function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+  // Digits big, units small (server/web/board.py _small_units); the text holds digits and units only.
+  function escapeHtml(t) { return t.replace(/[&<>"]/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; }); }
+  function setSpan(el, text) {
+    if (el.getAttribute("data-text") === text) return;
+    el.setAttribute("data-text", text);
+    el.innerHTML = escapeHtml(text).replace(/([^\d+:]+)/g, "<small>$1</small>");
+  }
 
   function tick() {
     var now = serverNow();
     var i, cds = live.querySelectorAll(".cd[data-deadline]");
     for (i = 0; i < cds.length; i++) {
       // Remaining time counts down; once overdue, it counts up with a "+".
-      setText(cds[i], span(parseInt(cds[i].getAttribute("data-deadline"), 10) - now));
+      setSpan(cds[i], span(parseInt(cds[i].getAttribute("data-deadline"), 10) - now));
     }
     var since = live.querySelectorAll("[data-since]");
     for (i = 0; i < since.length; i++) {
-      setText(since[i], span(Math.max(0, now - parseInt(since[i].getAttribute("data-since"), 10))).replace("+", ""));
+      setSpan(since[i], span(Math.max(0, now - parseInt(since[i].getAttribute("data-since"), 10))));
     }
     if (clockEl) clockEl.textContent = timeFmt.format(new Date(now));
     var ago = Math.max(0, Math.round((Date.now() - lastOk) / 1000));
@@ -66,35 +73,41 @@
   }
 
   // ---- whole cards only: what does not fit is hidden and counted into "+N" ----------------------
-  function fitColumn(col) {
-    var list = col.querySelector(".cards");
-    var more = col.querySelector(".more");
-    if (!list || !more) return;
-    var cards = list.children, i;
-    for (i = 0; i < cards.length; i++) cards[i].classList.remove("clipped");
-    var notSent = parseInt(more.getAttribute("data-more") || "0", 10) || 0;
-    function clip() {
-      var bottom = list.clientHeight - (parseFloat(getComputedStyle(list).paddingBottom) || 0);
-      var hidden = 0;
-      for (i = 0; i < cards.length; i++) {
-        var c = cards[i];
-        if (hidden || c.offsetTop + c.offsetHeight > bottom) { c.classList.add("clipped"); hidden++; }
-      }
-      return hidden;
-    }
-    function label(n) { setText(more, n ? fill(app.dataset.fMore || "+{n}", { n: n }) : ""); }
-    var hidden = clip();
-    if ((hidden + notSent > 0) !== (more.textContent !== "")) {
-      label(hidden + notSent); // the line appears or goes: the room for cards changes, measure again
-      for (i = 0; i < cards.length; i++) cards[i].classList.remove("clipped");
-      hidden = clip();
-    }
-    label(hidden + notSent);
-    col.setAttribute("data-shown", String(cards.length - hidden));
-  }
+  // Read every column's geometry first and write after, so a swap costs one or two layouts.
   function fit() {
-    var cols = live.querySelectorAll(".col");
-    for (var i = 0; i < cols.length; i++) fitColumn(cols[i]);
+    var cols = live.querySelectorAll(".col"), i, j, k;
+    var plan = [];
+    for (i = 0; i < cols.length; i++) {
+      var list = cols[i].querySelector(".cards"), more = cols[i].querySelector(".more");
+      if (!list || !more) continue;
+      for (j = 0; j < list.children.length; j++) list.children[j].classList.remove("clipped");
+      plan.push({ col: cols[i], list: list, more: more,
+                  notSent: parseInt(more.getAttribute("data-more") || "0", 10) || 0 });
+    }
+    function firstOut(p) { // index of the first card not wholly inside the list (cards.length: none)
+      var bottom = p.list.clientHeight - (parseFloat(getComputedStyle(p.list).paddingBottom) || 0);
+      for (var n = 0; n < p.ends.length; n++) if (p.ends[n] > bottom) return n;
+      return p.ends.length;
+    }
+    for (k = 0; k < plan.length; k++) {
+      var cards = plan[k].list.children, ends = [];
+      for (j = 0; j < cards.length; j++) ends.push(cards[j].offsetTop + cards[j].offsetHeight);
+      plan[k].ends = ends;
+      plan[k].out = firstOut(plan[k]);
+    }
+    function label(p) {
+      var n = p.ends.length - p.out + p.notSent;
+      setText(p.more, n ? fill(app.dataset.fMore || "+{n}", { n: n }) : "");
+    }
+    for (k = 0; k < plan.length; k++) label(plan[k]);
+    // The "+N" line takes room from the cards: look again where it has just appeared.
+    for (k = 0; k < plan.length; k++) plan[k].out = Math.min(plan[k].out, firstOut(plan[k]));
+    for (k = 0; k < plan.length; k++) {
+      var p = plan[k];
+      for (j = p.out; j < p.list.children.length; j++) p.list.children[j].classList.add("clipped");
+      label(p);
+      p.col.setAttribute("data-shown", String(p.out));
+    }
   }
   var resizeTimer = null;
   window.addEventListener("resize", function () {

@@ -11,6 +11,7 @@ keeps the board right when the stream is down.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -20,7 +21,7 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from server import clock
 from server.auth import Principal, board_guard, current
@@ -49,22 +50,27 @@ def nobreak(text: str) -> str:
     return text.replace("-", NO_BREAK_HYPHEN)
 
 
-def span_text(seconds: int) -> str:
+def _small_units(text: str) -> Markup:
+    """Digits big, units small: "+19小时05分" stays narrow enough to share a line with the summary."""
+    return Markup(re.sub(r"([^\d+:]+)", r"<small>\1</small>", str(escape(text))))  # escaped first
+
+
+def span_text(seconds: int) -> Markup:
     """05:07 · 1 h 05 min · 2 d 03 h; overdue with a "+" (static/board.js formats alike)."""
     sign = "+" if seconds < 0 else ""
     s = abs(int(seconds))
     if s < 3600:
-        return f"{sign}{s // 60:02d}:{s % 60:02d}"
+        return Markup(f"{sign}{s // 60:02d}:{s % 60:02d}")  # digits only
     if s < 86400:
-        return sign + _("%(h)s h %(m)s min", h=s // 3600, m=f"{s % 3600 // 60:02d}")
-    return sign + _("%(d)s d %(h)s h", d=s // 86400, h=f"{s % 86400 // 3600:02d}")
+        return _small_units(sign + _("%(h)s h %(m)s min", h=s // 3600, m=f"{s % 3600 // 60:02d}"))
+    return _small_units(sign + _("%(d)s d %(h)s h", d=s // 86400, h=f"{s % 86400 // 3600:02d}"))
 
 
-def minutes_text(minutes: int) -> str:
+def minutes_text(minutes: int) -> Markup:
     """A business-hours countdown, by the minute: 42 min, 3.5 h."""
     if minutes < 100:
-        return _("%(n)s min", n=minutes)
-    return _("%(n)s h", n=f"{minutes / 60:.1f}".rstrip("0").rstrip("."))
+        return _small_units(_("%(n)s min", n=minutes))
+    return _small_units(_("%(n)s h", n=f"{minutes / 60:.1f}".rstrip("0").rstrip(".")))
 
 
 def js_formats() -> dict[str, str]:
