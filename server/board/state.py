@@ -49,6 +49,7 @@ class Snapshot:
     data: BoardData
     view: view.BoardView
     tag: str
+    rows: list[view.Row]
     changes: int  # the project's change count when its read began
     epoch: int  # the process-wide trust epoch then
     bodies: dict[Hashable, bytes] = field(default_factory=dict)
@@ -99,7 +100,7 @@ class BoardState:
         self._snaps: dict[int, Snapshot] = {}
         self._changes: dict[int, int] = defaultdict(int)
         self._epoch = 0
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._flights: dict[int, tuple[tuple[int, int], asyncio.Future[Snapshot | None]]] = {}
         self._subscribers: dict[int, set[asyncio.Queue[str]]] = defaultdict(set)
         self._refreshing: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
@@ -132,6 +133,13 @@ class BoardState:
         self._changes[project_id] += 1
         if self._subscribers.get(project_id):
             self._schedule_refresh(project_id)
+
+    def forget_rendered(self, project_id: int) -> None:
+        """Drop the project's assembled fragments (the bench's way to say "what is shown changed")."""
+        snap = self._snaps.get(project_id)
+        if snap is not None:
+            snap.bodies.clear()
+            snap.gzipped.clear()
 
     bump = invalidate  # the name the alert handlers call after acknowledging (before the NOTIFY)
 
@@ -171,17 +179,28 @@ class BoardState:
     # ---- snapshots --------------------------------------------------------------------------
 
     async def snapshot(self, project_id: int) -> Snapshot | None:
-        """The board as it is now: from memory when trusted, rebuilt when time moved it, else read."""
+        """The board as it is now: from memory when trusted, rebuilt when time moved it, else read.
+
+        Pollers that find the same change share one read; a change during a read starts another.
+        """
         snap = self._from_memory(project_id)
         if snap is not None:
             return snap
         if not self.trusted:
             return await self._read(project_id)  # nothing is shared while nothing is trusted
-        async with self._locks[project_id]:  # concurrent pollers wait for one read
-            snap = self._from_memory(project_id)
-            if snap is not None:
-                return snap
-            return await self._read(project_id)
+        key = (self._changes[project_id], self._epoch)
+        flight = self._flights.get(project_id)
+        if flight is None or flight[0] != key:
+            task = asyncio.ensure_future(self._read(project_id))
+            flight = self._flights[project_id] = (key, task)
+            task.add_done_callback(lambda _t: self._land(project_id, key))
+        # shielded: a poller that hangs up does not cancel the read the others wait for
+        return await asyncio.shield(flight[1])
+
+    def _land(self, project_id: int, key: tuple[int, int]) -> None:
+        flight = self._flights.get(project_id)
+        if flight is not None and flight[0] == key:
+            del self._flights[project_id]
 
     def _from_memory(self, project_id: int) -> Snapshot | None:
         snap = self._snaps.get(project_id)
@@ -189,9 +208,9 @@ class BoardState:
         if snap is None or not self._fresh(snap, now):
             return None
         if snap.due(now):
-            board = view.build(snap.data, now)
+            board = view.build(snap.data, now, snap.rows)  # time moved the look: no database
             snap = self._keep(
-                Snapshot(project_id, snap.data, board, board.signature(), snap.changes, snap.epoch)
+                Snapshot(project_id, snap.data, board, board.signature(), snap.rows, snap.changes, snap.epoch)
             )
         return snap
 
@@ -204,12 +223,17 @@ class BoardState:
         self.loads += 1
         if data is None:
             return None
-        board = view.build(data, now)
-        return self._keep(Snapshot(project_id, data, board, board.signature(), changes, epoch))
+        old = self._snaps.get(project_id)
+        rows = view.prepare(data, {r.key: r for r in old.rows} if old is not None else None)
+        board = view.build(data, now, rows)
+        return self._keep(Snapshot(project_id, data, board, board.signature(), rows, changes, epoch))
 
     def _keep(self, snap: Snapshot) -> Snapshot:
-        """Remember `snap`; its rendered bytes are the old ones when nothing shown changed."""
+        """Remember `snap` unless a later read landed first (then answer with that one); the
+        rendered bytes carry over when nothing shown changed."""
         old = self._snaps.get(snap.project_id)
+        if old is not None and (old.epoch, old.changes) > (snap.epoch, snap.changes):
+            return old
         if old is not None and old.tag == snap.tag:
             snap.bodies, snap.gzipped = old.bodies, old.gzipped
         self._snaps[snap.project_id] = snap

@@ -10,10 +10,11 @@ two such instants. That is what makes the board's version agree across web proce
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from server.board.masking import mask_customer
@@ -62,10 +63,13 @@ ICONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Card:
-    """One card as it looks between two changes: its own render-cache key (with the locale)."""
+class Card(NamedTuple):
+    """One card as it looks between two changes: its own render-cache key (with the locale).
 
+    A named tuple: the board makes up to 200 of these per look, and tuples are cheap to make and hash.
+    """
+
+    key: str  # the order's row as the database sent it: same row, same band, same card
     id: int
     number: str
     kind: str
@@ -78,6 +82,8 @@ class Card:
     customer: str
     assignee: str
     clock_kind: str | None
+    alerting: bool
+    pinned: bool  # entrapment or an open alert: on top of its column
     band: str  # green | amber | red | breached | paused | none
     # How the countdown is shown: "live" — the browser counts from deadline_ms (calendar time,
     # or any clock once overdue); "frozen" — seconds left when paused (negative: overdue);
@@ -85,8 +91,22 @@ class Card:
     cd_mode: str
     deadline_ms: int | None
     cd_value: int
-    alerting: bool
-    pinned: bool  # entrapment or an open alert: on top of its column
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An open order's row made ready once (parsed, its clock built, the customer masked), and
+    reused by every rebuild and read while the row stays the same."""
+
+    key: str
+    stage: str | None
+    clock: clocks.Clock | None
+    static: tuple[Any, ...]  # Card's fields from key to pinned
+    pinned: bool
+    running_deadline: float | None  # the running clock's deadline (POSIX seconds), for the counts
+    # The last look worked out, as [valid from, valid until (None: for ever), card]: a card looks
+    # the same until its next band turn, so most cards of a changed board are not worked out again.
+    look: list[Any] = field(default_factory=list, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +180,15 @@ class BoardView:
 
     def signature(self) -> str:
         """A short digest of everything shown (not of next_change): the board's version."""
-        shown = (
+        h = hashlib.blake2b(digest_size=8)
+        for col in self.columns:
+            h.update(f"{col.key}\x1d{col.total}\x1d".encode())
+            for c in col.cards:
+                h.update(f"{c.key}\x1e{c.band}\x1e{c.cd_mode}\x1e{c.cd_value}\x1f".encode())
+        rest = (
             self.project_code,
             self.project_name,
             self.tz,
-            self.columns,
             self.alerts,
             self.open_count,
             self.breached_count,
@@ -172,7 +196,8 @@ class BoardView:
             self.rota,
             self.footer,
         )
-        return hashlib.blake2b(repr(shown).encode(), digest_size=8).hexdigest()
+        h.update(repr(rest).encode())
+        return h.hexdigest()
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -329,9 +354,65 @@ def rota_at(rows: list[Mapping[str, Any]], now: datetime, tz: ZoneInfo) -> tuple
 # ---- the whole board ---------------------------------------------------------------------------
 
 
-def _card(row: Mapping[str, Any], clk: clocks.Clock | None, now: datetime) -> tuple[Card, datetime | None]:
+def prepare(data: BoardData, memo: Mapping[str, Row] | None = None) -> list[Row]:
+    """The rows of `data` made ready, taking the unchanged ones from `memo` (an earlier read's)."""
+    memo = memo or {}
+    tz = ZoneInfo(data.tz)
+    try:
+        hours = parse_business_hours(data.business_hours) if data.business_hours else None
+    except Exception:
+        hours = None
+    salt = f"{data.tz}|{data.business_hours}|"  # the clocks depend on the project's zone and hours
+    out = []
+    for raw in data.cards:
+        text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+        key = salt + text
+        row = memo.get(key)
+        if row is None:
+            row = _prepare_row(key, json.loads(text) if isinstance(raw, str) else raw, tz, hours)
+        out.append(row)
+    return out
+
+
+def _prepare_row(key: str, row: Mapping[str, Any], tz: ZoneInfo, hours: BusinessHours | None) -> Row:
+    clk = _clock_of(row, tz, hours)
+    alerting = bool(row.get("alerting"))
+    pinned = alerting or row["kind"] == "entrapment"
+    static = (
+        key,
+        row["id"],
+        row["number"],
+        row["kind"],
+        row["category"],
+        "entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
+        row["urgency"],
+        row["status"],
+        row["location"],
+        row["summary"],
+        mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
+        row.get("assignee_name") or row.get("department_name") or "",
+        clk.kind.value if clk else None,
+        alerting,
+        pinned,
+    )
+    running = clk.deadline.timestamp() if clk is not None and clk.state == ClockState.RUNNING else None
+    return Row(key, STAGE_OF.get(row["status"]), clk, static, pinned, running)
+
+
+def _card(row: Row, now: datetime) -> tuple[Card, datetime | None]:
     """The card at `now` and the instant its look changes by time alone."""
+    if row.look:
+        since, until, card = row.look
+        if since <= now and (until is None or now < until):
+            return card, until
+    card, until = _look(row, now)
+    row.look[:] = [now, until, card]
+    return card, until
+
+
+def _look(row: Row, now: datetime) -> tuple[Card, datetime | None]:
     band, mode, deadline_ms, value, change = "none", "", None, 0, None
+    clk = row.clock
     if clk is not None:
         band = clocks.band(clk, now)
         left = clocks.remaining(clk, now)
@@ -347,28 +428,7 @@ def _card(row: Mapping[str, Any], clk: clocks.Clock | None, now: datetime) -> tu
                 # time: never sooner in wall time (a look that changes nothing is cheap).
                 spare = left - value * _MINUTE + timedelta(microseconds=1)
                 change = _earliest(change, now + max(spare, timedelta(seconds=1)))
-    alerting = bool(row.get("alerting"))
-    card = Card(
-        id=row["id"],
-        number=row["number"],
-        kind=row["kind"],
-        category=row["category"],
-        icon="entrapment" if row["kind"] == "entrapment" else ICONS.get(row["category"], "other"),
-        urgency=row["urgency"],
-        status=row["status"],
-        location=row["location"],
-        summary=row["summary"],
-        customer=mask_customer(row.get("reporter_name"), row.get("reporter_phone")),
-        assignee=row.get("assignee_name") or row.get("department_name") or "",
-        clock_kind=clk.kind.value if clk else None,
-        band=band,
-        cd_mode=mode,
-        deadline_ms=deadline_ms,
-        cd_value=value,
-        alerting=alerting,
-        pinned=alerting or row["kind"] == "entrapment",
-    )
-    return card, change
+    return Card(*row.static, band, mode, deadline_ms, value), change
 
 
 def _alert(a: Mapping[str, Any]) -> AlertView:
@@ -396,37 +456,43 @@ def _alert(a: Mapping[str, Any]) -> AlertView:
     )
 
 
-def build(data: BoardData, now: datetime) -> BoardView:
-    """Lay the board out as it looks at `now`."""
-    tz = ZoneInfo(data.tz)
-    try:
-        hours = parse_business_hours(data.business_hours) if data.business_hours else None
-    except Exception:
-        hours = None
-    by_stage: dict[str, list[Card]] = {key: [] for key, _h, _s in STAGES}
+def build(data: BoardData, now: datetime, rows: list[Row] | None = None) -> BoardView:
+    """Lay the board out as it looks at `now` (`rows`: prepare(data), when already made)."""
+    if rows is None:
+        rows = prepare(data)
+    by_stage: dict[str, list[Row]] = {key: [] for key, _h, _s in STAGES}
     breached = due_soon = 0
-    next_change: datetime | None = data.reload_at
-    for row in data.cards:
-        stage = STAGE_OF.get(row["status"])
-        if stage is None:
+    # The next change as POSIX seconds: hundreds of candidates, compared as floats.
+    now_ts, soon = now.timestamp(), DUE_SOON.total_seconds()
+    upcoming = data.reload_at.timestamp() if data.reload_at else float("inf")
+    for row in rows:
+        if row.stage is None:
             continue
-        clk = _clock_of(row, tz, hours)
-        card, change = _card(row, clk, now)
-        next_change = _earliest(next_change, change)
-        if clk is not None and clk.state == ClockState.RUNNING:
-            if card.band == "breached":
+        by_stage[row.stage].append(row)
+        deadline = row.running_deadline
+        if deadline is not None:
+            # The header's counts: breached from the deadline on, due soon 15 minutes before it.
+            if now_ts >= deadline:
                 breached += 1
-            elif clk.deadline - now <= DUE_SOON:
+            elif deadline - now_ts <= soon:
                 due_soon += 1
+                upcoming = min(upcoming, deadline)
             else:
-                next_change = _earliest(next_change, clk.deadline - DUE_SOON)
-        by_stage[stage].append(card)
+                upcoming = min(upcoming, deadline - soon)
+    next_change = datetime.fromtimestamp(upcoming, UTC) if upcoming != float("inf") else None
     columns = []
     for key, heading, _s in STAGES:
-        cards = by_stage[key]
-        cards.sort(key=lambda c: not c.pinned)  # stable: the query's most urgent first otherwise
-        columns.append(Column(key, heading, tuple(cards[:MAX_CARDS_PER_COLUMN]), len(cards)))
+        stage_rows = by_stage[key]
+        stage_rows.sort(key=lambda r: not r.pinned)  # stable: the query's most urgent first otherwise
+        cards = []
+        for row in stage_rows[:MAX_CARDS_PER_COLUMN]:  # only the cards sent need their look
+            card, change = _card(row, now)
+            cards.append(card)
+            next_change = _earliest(next_change, change)
+        columns.append(Column(key, heading, tuple(cards), len(stage_rows)))
+    tz = ZoneInfo(data.tz)
     rota, rota_change = rota_at(data.shifts, now, tz)
+    next_change = _earliest(next_change, rota_change)
     alerts = [_alert(a) for a in data.alerts]
     return BoardView(
         project_code=data.code,
@@ -439,5 +505,5 @@ def build(data: BoardData, now: datetime) -> BoardView:
         due_soon_count=due_soon,
         rota=rota,
         footer=Footer(**data.shift_counts),
-        next_change=_earliest(next_change, rota_change),
+        next_change=next_change,
     )

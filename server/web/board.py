@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 
 from server import clock
 from server.auth import Principal, board_guard, current
-from server.board import view
+from server.board import bench_routes, view
 from server.board.state import BoardState, Snapshot
 from server.domain.vocab import Role
 from server.i18n import get_locale
@@ -286,4 +286,4 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-ROUTES: list[Any] = [board_page, board_fragment, board_events, *test_clock.ROUTES]
+ROUTES: list[Any] = [board_page, board_fragment, board_events, *test_clock.ROUTES, *bench_routes.ROUTES]

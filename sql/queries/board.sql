@@ -50,8 +50,10 @@ shift_lists AS (
     WHERE o.project_id = :project_id AND (o.status NOT IN ('closed', 'cancelled') OR o.received_at >= :midnight)
 )
 SELECT p.id, p.code, p.name, p.tz, p.business_hours, p.desk_opens, p.desk_closes,
-       (SELECT coalesce(json_agg(cards ORDER BY coalesce(cards.next_deadline, cards.deadline) NULLS LAST, cards.id),
-                        '[]') FROM cards) AS cards,
+       -- one JSON text per card (not one document): the board parses only the rows that changed
+       (SELECT coalesce(array_agg(row_to_json(cards)::text
+                                  ORDER BY coalesce(cards.next_deadline, cards.deadline) NULLS LAST, cards.id),
+                        ARRAY[]::text[]) FROM cards) AS cards,
        (SELECT coalesce(json_agg(open_alerts ORDER BY open_alerts.started_at, open_alerts.id), '[]')
         FROM open_alerts) AS alerts,
        (SELECT coalesce(json_agg(shifts ORDER BY shifts.starts, shifts.id), '[]') FROM shifts) AS shifts,
