@@ -51,9 +51,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment())),
         openapi_config=OpenAPIConfig(title="Baoxiu 报事报修 API", version="1", path="/schema"),
-        # The board's fragment is gzipped once per version by the board itself (server/web/board.py).
+        # The board's fragment is gzipped once per version by the board itself (server/web/board.py);
+        # the bench-only reference endpoints answer as they are.
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=2048, exclude=["/board/events", "/board/fragment"]
+            backend="gzip", minimum_size=2048, exclude=["/board/events", "/board/fragment", "/_bench/"]
         ),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIBERS = 2000  # SSE streams per process; beyond it the page lives on polling alone
+# Board reads running at once per process: more only make PostgreSQL's few cores thrash.
+MAX_READS = 6
 
 Loader = Callable[[int, datetime], Awaitable[BoardData | None]]
 
@@ -100,6 +102,7 @@ class BoardState:
         self._snaps: dict[int, Snapshot] = {}
         self._changes: dict[int, int] = defaultdict(int)
         self._epoch = 0
+        self._reads = asyncio.Semaphore(MAX_READS)
         self._flights: dict[int, tuple[tuple[int, int], asyncio.Future[Snapshot | None]]] = {}
         self._subscribers: dict[int, set[asyncio.Queue[str]]] = defaultdict(set)
         self._refreshing: dict[int, asyncio.Task[None]] = {}
@@ -217,9 +220,10 @@ class BoardState:
     async def _read(self, project_id: int) -> Snapshot | None:
         if self.loader is None:
             raise RuntimeError("BoardState has no loader")
-        changes, epoch = self._changes[project_id], self._epoch
-        now = clock.now()
-        data = await self.loader(project_id, now)
+        async with self._reads:
+            changes, epoch = self._changes[project_id], self._epoch
+            now = clock.now()
+            data = await self.loader(project_id, now)
         self.loads += 1
         if data is None:
             return None
