@@ -97,11 +97,13 @@
   // ---- countdowns: the server renders the band, the browser counts the seconds ------------
   var skew = 0; // server clock minus this browser's (the test clock included)
   var dayUnit = "d";
+  var overdue = "";
   function readNow() {
     var el = document.querySelector("[data-now]");
     var at = el ? parseInt(el.getAttribute("data-now"), 10) : 0;
     if (at) skew = at - Date.now();
     if (el && el.getAttribute("data-day")) dayUnit = el.getAttribute("data-day");
+    if (el && el.getAttribute("data-overdue")) overdue = el.getAttribute("data-overdue");
   }
   function pad(n) { return n < 10 ? "0" + n : String(n); }
   // Same format as server/board/view.py format_span.
@@ -118,8 +120,16 @@
     var now = Date.now() + skew;
     var cds = document.querySelectorAll(".cd[data-deadline-ms]");
     for (var i = 0; i < cds.length; i++) {
-      var text = span(parseInt(cds[i].getAttribute("data-deadline-ms"), 10) - now, dayUnit);
+      var left = parseInt(cds[i].getAttribute("data-deadline-ms"), 10) - now;
+      var text = span(left, dayUnit);
       if (cds[i].textContent !== text) cds[i].textContent = text;
+      // Past the deadline before the next poll: say so now (the poll brings the server's band).
+      var pill = cds[i].closest(".deadline");
+      if (left <= 0 && pill && overdue && !pill.classList.contains("band-breached")) {
+        pill.classList.add("band-breached");
+        var lab = pill.querySelector(".cd-label");
+        if (lab) lab.textContent = overdue;
+      }
     }
   }
   document.addEventListener("htmx:afterSettle", function () { readNow(); tick(); });

@@ -144,7 +144,15 @@
   var ACTIONS = { a: "assign", r: "reassign", e: "escalate", t: "transfer", p: "pause" };
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (document.querySelector("dialog[open]")) return; // Esc closes a dialog natively
+    var open = document.querySelector("dialog[open]");
+    if (open) {
+      // Keyboard all the way: Enter on a picker confirms the dialog (Esc closes it natively).
+      if (e.key === "Enter" && e.target.tagName === "SELECT" && open.contains(e.target)) {
+        e.preventDefault();
+        e.target.form.requestSubmit();
+      }
+      return;
+    }
     if (e.target.matches("input:not([type=checkbox]), select, textarea")) return;
     var all = rows(), row = focused(), i = row ? all.indexOf(row) : -1;
     var k = e.key;
