@@ -1,7 +1,7 @@
 -- The engineer's tablet: my open orders, my department's unassigned matters, and the grab
 -- pool of my teams (an order with no team is in every engineering team's pool). Each row carries
--- its most urgent clock, chosen as the wall board chooses it (board.sql). Also what I finished
--- since :since (the start of my day), so a finish shows where it went.
+-- its most urgent clock (order_urgent_clock, migration 0013: as the wall board picks it). Also
+-- what I finished since :since (the start of my day), so a finish shows where it went.
 SELECT o.id, o.number, o.project_id, p.tz, p.business_hours, o.kind, o.category, o.urgency, o.status,
        o.version, o.location, o.summary, o.content, o.reporter_name, o.reporter_phone, o.appointment_at,
        o.assignee_id, o.team_id, o.department_code, o.verification_code, o.paused_from,
@@ -15,13 +15,7 @@ FROM orders o
 JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
 LEFT JOIN teams t ON t.id = o.team_id
-LEFT JOIN LATERAL (
-    SELECT kind, started_at, deadline, minutes, business_hours, state, paused_at, paused_seconds
-    FROM order_clocks
-    WHERE order_id = o.id AND state IN ('running', 'paused')
-    ORDER BY state = 'running' DESC, deadline
-    LIMIT 1
-) c ON true
+LEFT JOIN LATERAL order_urgent_clock(o.id) c ON true
 WHERE o.project_id = ANY(:pids)
   AND (
         (o.status NOT IN ('closed', 'cancelled', 'done', 'callback') AND (

@@ -1,6 +1,6 @@
 -- The supervisor's triage list: open orders of the caller's projects, filtered, most urgent first.
--- Each row carries its most urgent clock (the earliest running one, else the paused one), chosen
--- as the wall board chooses it (board.sql), so countdowns and colours agree with the wall.
+-- Each row carries its most urgent clock (order_urgent_clock, migration 0013: the earliest running
+-- one, else the paused one, as the wall board picks it), so countdowns and colours agree with the wall.
 -- `breached` compares that clock's deadline with :now: it does not wait for the breach worker.
 -- `total` counts every match (the list shows at most 500).
 SELECT o.id, o.number, o.project_id, p.code AS project_code, p.name AS project_name, p.tz, p.business_hours,
@@ -18,13 +18,7 @@ JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
 LEFT JOIN teams t ON t.id = o.team_id
 LEFT JOIN departments d ON d.code = o.department_code
-LEFT JOIN LATERAL (
-    SELECT kind, started_at, deadline, minutes, business_hours, state, paused_at, paused_seconds
-    FROM order_clocks
-    WHERE order_id = o.id AND state IN ('running', 'paused')
-    ORDER BY state = 'running' DESC, deadline
-    LIMIT 1
-) c ON true
+LEFT JOIN LATERAL order_urgent_clock(o.id) c ON true
 WHERE o.project_id = ANY(:pids)
   AND o.status NOT IN ('closed', 'cancelled')
   AND (CAST(:project AS text) IS NULL OR p.code = CAST(:project AS text))

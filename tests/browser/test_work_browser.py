@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import text
 
 from server import clock
-from server.domain.intake import validate_intake
 from server.domain.vocab import Role
 from server.persistence import orders as orders_db
 from server.persistence import staff as staff_db
 from server.persistence.orders import ActorInfo
 from tests.browser.conftest import shot
+from tests.work_orders import column, new_order, retire, staff_id
 
 pytestmark = pytest.mark.browser
 
@@ -41,25 +41,6 @@ async def pin_login(page: Any, base: str, user: str, pin: str = "2580") -> None:
     await page.wait_for_url("**/tablet")
 
 
-async def new_order(engine: Any, room: str, summary: str, **over: str) -> str:
-    async with engine.begin() as conn:
-        intake = validate_intake(
-            {
-                "project": "DEMO",
-                "kind": "repair",
-                "category": "electrical",
-                "room": room,
-                "reporter_name": "浏览器",
-                "reporter_phone": "13500000000",
-                "summary": summary,
-                **over,
-            },
-            now=clock.now(),
-        )
-        reg = await orders_db.register(conn, intake, ActorInfo(None, "测试", None), clock.now())
-    return reg.number
-
-
 async def act(engine: Any, number: str, action: str, username: str, **inputs: Any) -> dict[str, Any]:
     """A lifecycle step taken elsewhere (another screen, the API) while the page is open."""
     async with engine.begin() as conn:
@@ -69,40 +50,6 @@ async def act(engine: Any, number: str, action: str, username: str, **inputs: An
         assert row is not None
         who = ActorInfo(s.id, s.display_name, Role(s.role), s.project_ids, s.team_ids, s.department_code)
         return await orders_db.apply_action(conn, number, action, row["version"], who, inputs, clock.now())
-
-
-async def column(engine: Any, number: str, name: str) -> Any:
-    async with engine.connect() as conn:
-        return (
-            await conn.execute(text(f"SELECT {name} FROM orders WHERE number = :n"), {"n": number})
-        ).scalar()
-
-
-async def staff_id(engine: Any, username: str) -> int:
-    async with engine.connect() as conn:
-        return (
-            await conn.execute(text("SELECT id FROM staff WHERE username = :u"), {"u": username})
-        ).scalar_one()
-
-
-async def retire(engine: Any, *numbers: str) -> None:
-    """Take a test's orders off every open list (the database is shared by all tests)."""
-    async with engine.begin() as conn:
-        for n in numbers:
-            await conn.execute(
-                text(
-                    "UPDATE order_clocks SET state = 'cancelled', ended_at = now() WHERE state IN ('running', 'paused') "
-                    "AND order_id = (SELECT id FROM orders WHERE number = :n)"
-                ),
-                {"n": n},
-            )
-            await conn.execute(
-                text(
-                    "UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE number = :n "
-                    "AND status NOT IN ('closed', 'cancelled')"
-                ),
-                {"n": n},
-            )
 
 
 async def poll(page: Any, path: str, event: str) -> None:
@@ -489,7 +436,8 @@ async def test_an_entrapment_reaches_the_tablet_within_two_seconds_rings_and_is_
         pid = (await conn.execute(text("SELECT id FROM projects WHERE code = 'OTHER'"))).scalar_one()
         await staff_db.create_kiosk_token(conn, token_hash(kiosk), [pid], "wall")
         await conn.execute(
-            text("INSERT INTO public_areas (project_id, name) VALUES (:p, '会所') ON CONFLICT DO NOTHING"), {"p": pid}
+            text("INSERT INTO public_areas (project_id, name) VALUES (:p, '会所') ON CONFLICT DO NOTHING"),
+            {"p": pid},
         )
     wall_ctx = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     tablet_ctx = await browser.new_context(

@@ -9,31 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from server import clock
-from server.domain.intake import validate_intake
-from server.persistence import orders as orders_db
-from server.persistence.orders import ActorInfo
+from tests.work_orders import new_order, retire, staff_id
 
 HX = {"HX-Request": "true"}
-
-
-async def new_order(engine: Any, room: str, summary: str, **over: str) -> str:
-    async with engine.begin() as conn:
-        intake = validate_intake(
-            {
-                "project": "DEMO",
-                "kind": "repair",
-                "category": "electrical",
-                "room": room,
-                "reporter_name": "测试",
-                "reporter_phone": "13500000001",
-                "summary": summary,
-                **over,
-            },
-            now=clock.now(),
-        )
-        reg = await orders_db.register(conn, intake, ActorInfo(None, "测试", None), clock.now())
-    return reg.number
 
 
 async def order_row(engine: Any, number: str) -> dict[str, Any]:
@@ -44,13 +22,6 @@ async def order_row(engine: Any, number: str) -> dict[str, Any]:
             .one()
         )
     return dict(row)
-
-
-async def staff_id(engine: Any, username: str) -> int:
-    async with engine.connect() as conn:
-        return (
-            await conn.execute(text("SELECT id FROM staff WHERE username = :u"), {"u": username})
-        ).scalar_one()
 
 
 async def move_deadlines(engine: Any, number: str, delta: timedelta) -> None:
@@ -68,22 +39,6 @@ async def move_deadlines(engine: Any, number: str, delta: timedelta) -> None:
                 "UPDATE orders SET next_deadline = (SELECT min(deadline) FROM order_clocks c WHERE c.order_id = orders.id "
                 "AND c.state = 'running') WHERE number = :n"
             ),
-            {"n": number},
-        )
-
-
-async def cancel(engine: Any, number: str) -> None:
-    """Take a test's order off every open list (other tests share the database)."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE order_clocks SET state = 'cancelled', ended_at = now() "
-                "WHERE order_id = (SELECT id FROM orders WHERE number = :n) AND state IN ('running', 'paused')"
-            ),
-            {"n": number},
-        )
-        await conn.execute(
-            text("UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE number = :n"),
             {"n": number},
         )
 
@@ -119,7 +74,7 @@ async def test_triage_shows_the_countdown_and_band_of_the_most_urgent_clock(clie
         assert re.search(r'data-deadline-ms="\d{13}"', row)
         assert re.search(r'class="cd"[^>]*>\d\d:\d\d<', row)  # counting down, as on the wall
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_breached_only_compares_the_deadline_with_now_without_waiting_for_the_worker(
@@ -147,12 +102,11 @@ async def test_breached_only_compares_the_deadline_with_now_without_waiting_for_
         assert recorded == 0  # the worker has not seen it: triage does not wait for it
         # The wall board says the same of it.
         board = (await client.get("/board/fragment", params={"project": "DEMO"})).text
-        assert re.search(
-            rf'band-breached[^>]*data-number="{late}"|data-number="{late}"[^>]*band-breached', board
-        ) or (re.search(rf'class="bcard band-breached[^"]*"[^>]*data-number="{late}"', board))
+        card = re.search(rf'<li class="([^"]*)"[^>]*data-number="{late}"', board)
+        assert card and "band-breached" in card.group(1)
     finally:
-        await cancel(engine, late)
-        await cancel(engine, fresh)
+        await retire(engine, late)
+        await retire(engine, fresh)
 
 
 async def test_a_deadline_not_today_shows_its_date(client, login, engine):
@@ -163,7 +117,7 @@ async def test_a_deadline_not_today_shows_its_date(client, login, engine):
         row = row_html((await client.get("/triage/rows")).text, number)
         assert re.search(r'class="due">[^<]*\d\d-\d\d \d\d:\d\d<', row), row
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 # ---- triage: filters ---------------------------------------------------------------------------
@@ -185,7 +139,7 @@ async def test_triage_filters_refuse_unknown_values_in_place_and_count_the_resul
         assert count == len(re.findall(r'<tr id="t-', r.text)) and count >= 1
         assert f"t-{number}" in r.text and "供电" not in re.sub(r"<option.*?</option>", "", r.text)
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_a_triage_action_re_renders_the_list_with_the_filters_it_came_with(client, login, engine):
@@ -211,8 +165,8 @@ async def test_a_triage_action_re_renders_the_list_with_the_filters_it_came_with
         assert f"t-{water}" in r.text and f"t-{power}" not in r.text
         assert (await order_row(engine, water))["status"] == "assigned"
     finally:
-        await cancel(engine, water)
-        await cancel(engine, power)
+        await retire(engine, water)
+        await retire(engine, power)
 
 
 async def test_a_supervisors_assign_of_an_assigned_order_reassigns_it_with_the_reason(client, login, engine):
@@ -246,7 +200,7 @@ async def test_a_supervisors_assign_of_an_assigned_order_reassigns_it_with_the_r
             ).all()
         assert [(e.action, e.reason) for e in events][-2:] == [("assign", None), ("reassign", "张师傅请假")]
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_bulk_assign_and_bulk_transfer_act_on_every_selected_order(client, login, engine):
@@ -272,8 +226,8 @@ async def test_bulk_assign_and_bulk_transfer_act_on_every_selected_order(client,
             row = await order_row(engine, n)
             assert (row["status"], row["team_id"], row["assignee_id"]) == ("new", team, None)
     finally:
-        await cancel(engine, a)
-        await cancel(engine, b)
+        await retire(engine, a)
+        await retire(engine, b)
 
 
 async def test_a_stale_click_in_triage_answers_409_with_the_rows_showing_the_new_state(client, login, engine):
@@ -302,7 +256,7 @@ async def test_a_stale_click_in_triage_answers_409_with_the_rows_showing_the_new
         )
         assert r.status_code == 422 and r.headers["hx-retarget"] == "#dlg-assign-err"
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_the_shift_panel_lists_the_shift_lists_with_links(client, login):
@@ -326,7 +280,7 @@ async def test_each_tablet_card_shows_its_time_left_and_band(new_client, engine)
         assert 'class="deadline band-green"' in card and re.search(r'class="cd"[^>]*>\d\d:\d\d<', card)
         assert 'data-action="grab"' in card
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_the_tablet_shows_who_is_on_call_now(new_client):
@@ -353,7 +307,7 @@ async def test_a_lost_grab_answers_the_list_with_who_won_in_place_of_the_card(ne
             assert "张师傅" in gone  # who won, where the card was; the pool no longer offers it
             assert f'id="p-{number}"' not in r.text
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_a_stale_tap_on_my_own_card_shows_the_message_inside_the_updated_card(new_client, engine):
@@ -368,7 +322,7 @@ async def test_a_stale_tap_on_my_own_card_shows_the_message_inside_the_updated_c
             card = card_html(r.text, number)
             assert 'data-status="accepted"' in card and "flash-error" in card
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 async def test_finished_orders_show_as_done_today_on_the_tablet(new_client, engine):
@@ -387,7 +341,7 @@ async def test_finished_orders_show_as_done_today_on_the_tablet(new_client, engi
                 assert r.status_code == 200, (action, r.text)
             assert re.search(rf'id="d-{number}"[^>]*data-status="done"', r.text)
     finally:
-        await cancel(engine, number)
+        await retire(engine, number)
 
 
 @pytest.fixture
@@ -407,7 +361,7 @@ async def open_alert(engine: Any) -> Any:
     yield alert_id
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE alerts SET state = 'resolved' WHERE id = :a"), {"a": alert_id})
-    await cancel(engine, number)
+    await retire(engine, number)
 
 
 async def test_only_those_who_may_acknowledge_get_the_button(new_client, open_alert):
@@ -440,3 +394,40 @@ async def test_an_expired_session_on_the_tablet_goes_to_the_pin_login(new_client
         assert r.status_code == 401 and r.headers["hx-redirect"].startswith(
             "/login?pin=1&expired=1&next=/tablet"
         )
+
+
+async def test_a_supervisor_of_several_projects_filters_by_project_and_sees_a_project_column(
+    new_client, engine
+):
+    from server.persistence import staff as staff_db
+    from server.security import hash_password
+
+    async with engine.begin() as conn:
+        pids = (
+            (await conn.execute(text("SELECT id FROM projects WHERE code IN ('DEMO', 'OTHER')")))
+            .scalars()
+            .all()
+        )
+        if await staff_db.by_username(conn, "two_sites") is None:
+            await staff_db.create_staff(
+                conn,
+                username="two_sites",
+                display_name="两地主管",
+                role="supervisor",
+                password_hash=hash_password("demo1234"),
+                project_ids=list(pids),
+            )
+    number = await new_order(engine, "6-2-901", "多项目")
+    try:
+        async with new_client() as c:
+            r = await c.post("/login", data={"username": "two_sites", "password": "demo1234"})
+            assert r.status_code == 303
+            page = (await c.get("/triage")).text
+            assert 'name="project"' in page and "全部项目" in page
+            row = row_html(page, number)
+            assert 'class="c-project">DEMO<' in row
+            only_other = (await c.get("/triage/rows", params={"project": "OTHER"})).text
+            assert f"t-{number}" not in only_other
+            assert (await c.get("/triage/rows", params={"project": "NOPE"}, headers=HX)).status_code == 422
+    finally:
+        await retire(engine, number)
