@@ -42,6 +42,7 @@ TRIAGE = {"roles": frozenset({Role.SUPERVISOR, Role.DISPATCHER, Role.MONITOR, Ro
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 # A supervisor's "assign" of an order someone already holds is a reassignment (which needs a reason).
 REASSIGN_FROM = frozenset({Status.ASSIGNED.value, Status.ACCEPTED.value})
+FINISHED = frozenset({Status.DONE.value, Status.CALLBACK.value, Status.CLOSED.value})
 
 
 def _rt(request: Request[Any, Any, Any]) -> Runtime:
@@ -103,8 +104,8 @@ async def _tablet_data(rt: Runtime, p: Principal, errors: dict[str, str] | None 
         on_call = [await oncall_db.on_call_now(conn, pid, now) for pid in pids[:3]]
     _with_actions(rows, p)
     work_view.annotate(rows, now, _, _("d"))
-    finished = [r for r in rows if r["status"] in ("done", "callback", "closed")]
-    open_rows = [r for r in rows if r not in finished]
+    finished = [r for r in rows if r["status"] in FINISHED]
+    open_rows = [r for r in rows if r["status"] not in FINISHED]
     # The pool shows what I may grab: my teams' pool (a department handler has none).
     pool = [r for r in open_rows if r["status"] == Status.POOLED.value and "grab" in r["allowed"]]
     mine = [r for r in open_rows if r["status"] != Status.POOLED.value]
@@ -124,21 +125,20 @@ async def _tablet_data(rt: Runtime, p: Principal, errors: dict[str, str] | None 
     }
 
 
-async def _alerts_version(rt: Runtime, p: Principal) -> str:
-    async with rt.engine.connect() as conn:
-        v = (await conn.execute(sql("tablet_alerts_version"), {"pids": list(p.project_ids)})).scalar()
+async def _alerts_version(conn: Any, p: Principal) -> str:
+    v = (await conn.execute(sql("tablet_alerts_version"), {"pids": list(p.project_ids)})).scalar()
     return f"a{v or ''}"
 
 
 async def _alerts_data(rt: Runtime, p: Principal) -> dict[str, Any]:
     async with rt.engine.connect() as conn:
-        version = (await conn.execute(sql("tablet_alerts_version"), {"pids": list(p.project_ids)})).scalar()
+        version = await _alerts_version(conn, p)
         alerts = await alerts_db.list_alerts(conn, p.project_ids, state="triggered", limit=20)
     for a in alerts:
         a["paged"], a["steps_total"] = board_view.paged_names(a.get("chain"), int(a["next_step_index"] or 0))
     return {
         "alerts": sorted(alerts, key=lambda a: a["started_at"]),
-        "alerts_version": f"a{version or ''}",
+        "alerts_version": version,
         "can_ack": p.role in alerts_db.ACK_ROLES,
     }
 
@@ -162,8 +162,10 @@ async def tablet_alerts(request: Request[Any, Any, Any], v: str | None = None) -
     """Polled every 1.5 s: 204 while the open alerts are the ones the tablet shows (one indexed
     read, no rendering); otherwise the alert strip, and the order list is told to refresh."""
     rt, p = _rt(request), _me(request)
-    if v and v == await _alerts_version(rt, p):
-        return Response("", status_code=204)
+    if v:
+        async with rt.engine.connect() as conn:
+            if v == await _alerts_version(conn, p):
+                return Response("", status_code=204)
     data = await _alerts_data(rt, p)
     headers = {"HX-Trigger": "tablet-refresh"} if v else None
     return _html(render("fragments/tablet_alerts.html", **data), headers=headers)

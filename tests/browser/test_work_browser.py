@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -346,16 +347,19 @@ async def test_two_engineers_grab_at_once_and_the_loser_is_told_in_place(browser
         a, b = [await c.new_page() for c in ctxs]
         await pin_login(a, live_server.url, "shifu1")
         await pin_login(b, live_server.url, "shifu2")
-        await b.locator(f"#p-{number}").wait_for()
-        await a.locator(f"#p-{number} button[data-action=grab]").tap()
-        await a.locator(f"#o-{number}").wait_for(timeout=5000)
-        await b.locator(f"#p-{number} button[data-action=grab]").tap()
-        gone = b.locator(f"#g-{number} .flash-error")
+        for p in (a, b):
+            await p.locator(f"#p-{number} button[data-action=grab]").wait_for()
+        # Both thumbs at once: exactly one wins.
+        await asyncio.gather(*(p.locator(f"#p-{number} button[data-action=grab]").tap() for p in (a, b)))
+        winner = await column(engine, number, "assignee_id")
+        won, lost, name = (a, b, "张师傅") if winner == await staff_id(engine, "shifu1") else (b, a, "刘师傅")
+        await won.locator(f"#o-{number}").wait_for(timeout=5000)
+        gone = lost.locator(f"#g-{number} .flash-error")
         await gone.wait_for(timeout=5000)
-        assert "张师傅" in await gone.inner_text()
-        assert await b.locator(f"#p-{number}").count() == 0  # the pool shows the new state at once
-        await poll(b, "/tablet/list", "tablet-refresh")
-        assert await gone.is_visible()
+        assert name in await gone.inner_text()  # who won, where the card was
+        assert await lost.locator(f"#p-{number}").count() == 0  # the pool shows the new state at once
+        await poll(lost, "/tablet/list", "tablet-refresh")
+        assert await gone.is_visible()  # the next poll does not erase the message
     finally:
         for c in ctxs:
             await c.close()
