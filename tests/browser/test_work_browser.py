@@ -270,6 +270,8 @@ async def test_a_half_typed_finish_form_and_an_open_dialog_survive_polls(tablet_
         assert await card.locator("details[open] input[name=result]").input_value() == "更换了空开"
         assert await card.locator("input[name=labour_yuan]").input_value() == "35"
         assert await card.locator("input[name=material_name]").input_value() == "空气开"
+        await card.scroll_into_view_if_needed()
+        await page.screenshot(path=str(shot("tablet-finish-800x1280")))
         await card.locator("input[name=material_name]").type("关")
         await card.locator("input[name=material_qty]").fill("1")
         await card.locator("input[name=material_price_yuan]").fill("25")
