@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -204,6 +204,27 @@ def parse_ts(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+def format_span(delta: timedelta, day_unit: str = "d") -> str:
+    """Return 05:07, 1:05:07 or 2d 03:04 for the absolute value of `delta` (the tablet's countdown)."""
+    s = int(abs(delta.total_seconds()))
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{d}{day_unit} {h:02d}:{m:02d}"
+    if h:
+        return f"{h}:{m:02d}:{sec:02d}"
+    return f"{m:02d}:{sec:02d}"
+
+
+def format_minutes(delta: timedelta, translate: Callable[..., str]) -> str:
+    """A server-rendered countdown (refreshed each minute): 42 min, 3.5 h (the tablet's)."""
+    minutes = int(abs(delta.total_seconds()) // 60)
+    if minutes < 100:
+        return translate(N_("%(n)s min"), n=minutes)
+    return translate(N_("%(n)s h"), n=f"{minutes / 60:.1f}".rstrip("0").rstrip("."))
 
 
 def _clock_of(row: Mapping[str, Any], tz: ZoneInfo, hours: BusinessHours | None) -> clocks.Clock | None:
