@@ -31,7 +31,7 @@ against the busiest bench project (200 cards sent: 40 per column). Figures:
 
 wrk's requests/s are means over RUN_SECONDS after a WARM_SECONDS warm-up of the same URL. Every
 request says Accept-Encoding: gzip as a browser does (the fragment goes out gzipped once per
-version; /healthz is too small to compress; the reference endpoints are never compressed).
+version; /healthz is too small to compress), except the full-vs-raw pair, compared uncompressed.
 """
 
 from __future__ import annotations
@@ -378,22 +378,13 @@ class Server:
 # ---- wrk -------------------------------------------------------------------------------------
 
 
-async def wrk(url: str, seconds: int, *, script: str | None = None, args: list[str] | None = None) -> str:
+async def wrk(
+    url: str, seconds: int, *, script: str | None = None, args: list[str] | None = None, gzip: bool = True
+) -> str:
     # Every request says what a browser says: it takes gzip (the board's fragment is sent
     # compressed, gzipped once per version; /healthz is too small to be compressed).
-    cmd = [
-        "wrk",
-        "-t",
-        str(THREADS),
-        "-c",
-        str(CONNECTIONS),
-        "-d",
-        f"{seconds}s",
-        "--timeout",
-        "10s",
-        "-H",
-        "Accept-Encoding: gzip",
-    ]
+    cmd = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "10s"]
+    cmd += ["-H", "Accept-Encoding: gzip" if gzip else "Accept-Encoding: identity"]
     path = None
     if script is not None:
         fd, path = tempfile.mkstemp(suffix=".lua")
@@ -427,9 +418,11 @@ def _bad(out: str) -> int:
     return (int(m.group(1)) if m else 0) + (sum(int(x) for x in errors.groups()) if errors else 0)
 
 
-async def saturated(url: str, script: str | None = None, args: list[str] | None = None) -> tuple[float, str]:
-    await wrk(url, WARM_SECONDS, script=script, args=args)
-    out = await wrk(url, RUN_SECONDS, script=script, args=args)
+async def saturated(
+    url: str, script: str | None = None, args: list[str] | None = None, gzip: bool = True
+) -> tuple[float, str]:
+    await wrk(url, WARM_SECONDS, script=script, args=args, gzip=gzip)
+    out = await wrk(url, RUN_SECONDS, script=script, args=args, gzip=gzip)
     if _bad(out):
         raise RuntimeError(f"errors under load on {url}:\n{out}")
     return _rps(out), out
@@ -534,8 +527,9 @@ async def bench_board(database_url: str) -> list[dict[str, Any]]:
                 **scale,
             )
         )
-        raw, _ = await saturated(f"{server.url}/_bench/board_raw?{q}")
-        changed, _ = await saturated(f"{server.url}/_bench/board_changed?{q}")
+        # Like for like: neither compressed (a change is gzipped once per process, not per poller).
+        raw, _ = await saturated(f"{server.url}/_bench/board_raw?{q}", gzip=False)
+        changed, _ = await saturated(f"{server.url}/_bench/board_changed?{q}", gzip=False)
         out.append(
             figure(
                 "board_full_vs_raw_ratio",

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_SUBSCRIBERS = 2000  # SSE streams per process; beyond it the page lives on polling alone
 # Board reads running at once per process: more only make PostgreSQL's few cores thrash.
-MAX_READS = 6
+MAX_READS = 10
 
 Loader = Callable[[int, datetime], Awaitable[BoardData | None]]
 
@@ -220,10 +220,20 @@ class BoardState:
     async def _read(self, project_id: int) -> Snapshot | None:
         if self.loader is None:
             raise RuntimeError("BoardState has no loader")
-        async with self._reads:
+        key = (self._changes[project_id], self._epoch)
+        await self._reads.acquire()
+        newer = self._flights.get(project_id)
+        if self.trusted and newer is not None and newer[0] > key:
+            # Another change came while this read waited its turn: the newer read answers for
+            # both (a storm of changes costs one read at a time, not a backlog of stale ones).
+            self._reads.release()
+            return await asyncio.shield(newer[1])
+        try:
             changes, epoch = self._changes[project_id], self._epoch
             now = clock.now()
             data = await self.loader(project_id, now)
+        finally:
+            self._reads.release()
         self.loads += 1
         if data is None:
             return None
