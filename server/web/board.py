@@ -265,7 +265,8 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         try:
             snap = await state.snapshot(proj.id)
-            yield ServerSentEventMessage(event="board", data=snap.tag if snap else "", retry=3000)
+            last = snap.tag if snap else ""
+            yield ServerSentEventMessage(event="board", data=last, retry=3000)
             while True:
                 wait = SSE_HEARTBEAT_SECONDS
                 due = state.seconds_to_change(proj.id)
@@ -279,7 +280,9 @@ async def board_events(request: Request[Any, Any, Any], project: str | None = No
                     if queue.empty():
                         yield ServerSentEventMessage(comment="ping")
                     continue
-                yield ServerSentEventMessage(event="board", data=tag)
+                if tag != last:  # the first read may have queued the version just sent
+                    last = tag
+                    yield ServerSentEventMessage(event="board", data=tag)
         finally:
             state.unsubscribe(proj.id, queue)
 
