@@ -197,6 +197,7 @@ async def _alerts_page_data(rt: Runtime, p: Principal, show: str) -> dict[str, A
         "can_ack": p.role in alerts_db.ACK_ROLES,
         "can_resolve": p.role in alerts_db.RESOLVE_ROLES,
         "local_time": local_time,
+        "target_label": alerts_admin.target_label,
     }
 
 

@@ -62,6 +62,11 @@ SOURCE_LABELS = {
 }
 
 
+def target_label(target: str) -> str:
+    """A chain step's target as people say it; a named person's name is on the step itself."""
+    return _(TARGET_LABELS[target]) if target in TARGET_LABELS else _("Named person")
+
+
 def _rt(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
