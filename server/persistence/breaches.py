@@ -136,6 +136,7 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
                 order_id=order["id"],
                 recipient_id=staff_id,
                 payload={"text": message, "clock": kind.value, "work_list": route.work_list},
+                now=now,
             )
     await conn.execute(text("UPDATE orders SET updated_at = updated_at WHERE id = :o"), {"o": order["id"]})
     for hook in BREACH_HOOKS:

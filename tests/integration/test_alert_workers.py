@@ -443,7 +443,7 @@ async def test_a_double_acknowledgement_racing_the_workers_writes_one_record_and
 async def test_acknowledge_racing_resolve_through_the_workers_ends_consistently(
     engine, workers, shared_clock, api, tokens
 ):
-    for _ in range(3):
+    for _ in range(2):
         t0 = clock.now()
         reg = await register(engine, t0)
         a = await alert_of(engine, reg.id)

@@ -715,3 +715,35 @@ async def test_the_oncall_api_names_the_engineer_and_the_gaps(api):
     r = await api("GET", "/api/v1/oncall?project=DEMO", "jiankong")
     assert r.status_code == 200 and r.json()["gaps"] == [] and r.json()["on_call"]["primary"]["name"]
     assert (await api("GET", "/api/v1/oncall?project=DEMO", "other_zhuguan")).status_code == 404
+
+
+async def test_the_deadline_job_enqueues_a_breach_alerts_next_step_after_commit(engine, settings):
+    from arq.connections import RedisSettings, create_pool
+    from arq.jobs import Job, JobStatus
+
+    from workers import jobs
+
+    t0 = clock.now() - timedelta(minutes=30)
+    reg = await register(
+        engine,
+        t0,
+        kind="repair",
+        category="plumbing",
+        urgency="normal",
+        area="private",
+        room="1-1-201",
+        summary="漏水",
+    )
+    boss, shifu = await actor(engine, "zhuguan"), await actor(engine, "shifu4")
+    async with engine.begin() as conn:
+        await orders.apply_action(
+            conn, reg.number, "assign", reg.version, boss, {"assignee_id": shifu.staff_id}, t0
+        )
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        assert await jobs.check_order_deadline({"engine": engine, "redis": pool}, reg.id) >= 1
+        b = await alert_of(engine, reg.id, "breach")
+        job = Job(f"escalate:{b['id']}:{b['next_step_index']}:{b['step_token']}", pool)
+        assert await job.status() is JobStatus.deferred  # not left for the sweep to find
+    finally:
+        await pool.aclose()
