@@ -18,24 +18,46 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.domain import alert_setup as rules
 from server.domain import escalation as esc
 from server.domain.messages import N_, DomainError, ValidationErrors
+from server.persistence.admin import audit
 
 log = logging.getLogger("baoxiu.alerts.setup")
 
 
-async def _audit(
-    conn: AsyncConnection, actor_id: int | None, subject: str, action: str, details: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO admin_events (actor_id, subject, action, details) VALUES (:a, :s, :act, CAST(:d AS jsonb))"
-        ),
-        {
-            "a": actor_id,
-            "s": subject,
-            "act": action,
-            "d": json.dumps(dict(details), default=str, ensure_ascii=False),
-        },
-    )
+async def _taken(conn: AsyncConnection, sql_where: str, params: Mapping[str, Any]) -> bool:
+    """Whether another row (not :i) of the table and condition exists."""
+    return (
+        await conn.execute(text(f"SELECT 1 {sql_where} AND id IS DISTINCT FROM :i"), params)
+    ).first() is not None
+
+
+async def _store(
+    conn: AsyncConnection,
+    table: str,
+    project_id: int,
+    row_id: int | None,
+    data: Mapping[str, Any],
+    missing: str,
+) -> tuple[int, str]:
+    """Insert the project's row (row_id None) or change it; return its id and "add" / "change".
+
+    `table` and the keys of `data` are this module's constants, never input."""
+    cols = list(data)
+    params = {"p": project_id, "i": row_id, **data}
+    if row_id is None:
+        sql = (
+            f"INSERT INTO {table} (project_id, {', '.join(cols)}) "
+            f"VALUES (:p, {', '.join(':' + c for c in cols)}) RETURNING id"
+        )
+        return (await conn.execute(text(sql), params)).scalar_one(), "add"
+    sets = ", ".join(f"{c} = :{c}" for c in cols)
+    found = (
+        await conn.execute(
+            text(f"UPDATE {table} SET {sets} WHERE id = :i AND project_id = :p RETURNING id"), params
+        )
+    ).first()
+    if found is None:
+        raise DomainError("not_found", missing)
+    return row_id, "change"
 
 
 # ---- escalation chains ---------------------------------------------------------------------
@@ -162,7 +184,7 @@ async def save_chain(
             "r": config.remind_after_minutes,
         },
     )
-    await _audit(
+    await audit(
         conn,
         actor_id,
         "escalation_chain",
@@ -186,7 +208,7 @@ async def reset_chain(conn: AsyncConnection, project_id: int, kind: str, actor_i
         )
     ).first()
     if row is not None:
-        await _audit(
+        await audit(
             conn,
             actor_id,
             "escalation_chain",
@@ -242,62 +264,26 @@ async def save_channel(
             )
         ).scalar() or ""
     if data["channel"] == "sms" and data["active"]:
-        other = (
-            await conn.execute(
-                text(
-                    "SELECT id FROM alert_channels WHERE project_id = :p AND channel = 'sms' AND active "
-                    "AND id IS DISTINCT FROM :i"
-                ),
-                {"p": project_id, "i": channel_id},
-            )
-        ).scalar()
-        if other is not None:
+        sms = "FROM alert_channels WHERE project_id = :p AND channel = 'sms' AND active"
+        if await _taken(conn, sms, {"p": project_id, "i": channel_id}):
             raise ValidationErrors(
                 {"channel": (N_("The project has an SMS gateway already; switch it off first"), {})}
             )
     params = {"p": project_id, "i": channel_id, **data}
-    dup = (
-        await conn.execute(
-            text(
-                "SELECT id FROM alert_channels WHERE project_id = :p AND channel = :channel AND url = :url "
-                "AND id IS DISTINCT FROM :i"
-            ),
-            params,
-        )
-    ).scalar()
-    if dup is not None:
+    if await _taken(
+        conn, "FROM alert_channels WHERE project_id = :p AND channel = :channel AND url = :url", params
+    ):
         raise ValidationErrors({"url": (N_("This channel is configured already"), {})})
-    if channel_id is None:
-        channel_id = (
-            await conn.execute(
-                text(
-                    "INSERT INTO alert_channels (project_id, channel, url, name, token, active) "
-                    "VALUES (:p, :channel, :url, :name, :token, :active) RETURNING id"
-                ),
-                params,
-            )
-        ).scalar_one()
-        action = "add"
-    else:
-        found = (
-            await conn.execute(
-                text(
-                    "UPDATE alert_channels SET channel = :channel, url = :url, name = :name, token = :token, "
-                    "active = :active WHERE id = :i AND project_id = :p RETURNING id"
-                ),
-                params,
-            )
-        ).first()
-        if found is None:
-            raise DomainError("not_found", N_("No such channel"))
-        action = "change"
+    channel_id, action = await _store(
+        conn, "alert_channels", project_id, channel_id, data, N_("No such channel")
+    )
     details = {
         "project_id": project_id,
         "channel_id": channel_id,
         **data,
         "token": "***" if data["token"] else "",
     }
-    await _audit(conn, actor_id, "alert_channel", action, details)
+    await audit(conn, actor_id, "alert_channel", action, details)
     return channel_id
 
 
@@ -328,41 +314,12 @@ async def save_contractor(
 ) -> int:
     data = rules.parse_contractor(raw)
     params = {"p": project_id, "i": contractor_id, **data}
-    dup = (
-        await conn.execute(
-            text(
-                "SELECT id FROM elevator_contractors WHERE project_id = :p AND name = :name AND id IS DISTINCT FROM :i"
-            ),
-            params,
-        )
-    ).scalar()
-    if dup is not None:
+    if await _taken(conn, "FROM elevator_contractors WHERE project_id = :p AND name = :name", params):
         raise ValidationErrors({"name": (N_("This name is taken"), {})})
-    if contractor_id is None:
-        contractor_id = (
-            await conn.execute(
-                text(
-                    "INSERT INTO elevator_contractors (project_id, name, phone, webhook, active) "
-                    "VALUES (:p, :name, :phone, :webhook, :active) RETURNING id"
-                ),
-                params,
-            )
-        ).scalar_one()
-        action = "add"
-    else:
-        found = (
-            await conn.execute(
-                text(
-                    "UPDATE elevator_contractors SET name = :name, phone = :phone, webhook = :webhook, active = :active "
-                    "WHERE id = :i AND project_id = :p RETURNING id"
-                ),
-                params,
-            )
-        ).first()
-        if found is None:
-            raise DomainError("not_found", N_("No such contractor"))
-        action = "change"
-    await _audit(
+    contractor_id, action = await _store(
+        conn, "elevator_contractors", project_id, contractor_id, data, N_("No such contractor")
+    )
+    await audit(
         conn,
         actor_id,
         "elevator_contractor",
@@ -409,39 +366,12 @@ async def save_elevator(
     buildings = [b["id"] for b in await buildings_of(conn, project_id)]
     contractors = [c["id"] for c in await contractors_of(conn, project_id)]
     data = rules.parse_elevator(raw, buildings, contractors)
-    params = {"p": project_id, "i": elevator_id, **data}
-    dup = (
-        await conn.execute(
-            text("SELECT id FROM elevators WHERE code = :code AND id IS DISTINCT FROM :i"), params
-        )
-    ).scalar()
-    if dup is not None:
+    if await _taken(conn, "FROM elevators WHERE code = :code", {"i": elevator_id, **data}):
         raise ValidationErrors({"code": (N_("This code is taken"), {})})
-    if elevator_id is None:
-        elevator_id = (
-            await conn.execute(
-                text(
-                    "INSERT INTO elevators (project_id, code, name, building_id, contractor_id, active) "
-                    "VALUES (:p, :code, :name, :building_id, :contractor_id, :active) RETURNING id"
-                ),
-                params,
-            )
-        ).scalar_one()
-        action = "add"
-    else:
-        found = (
-            await conn.execute(
-                text(
-                    "UPDATE elevators SET code = :code, name = :name, building_id = :building_id, "
-                    "contractor_id = :contractor_id, active = :active WHERE id = :i AND project_id = :p RETURNING id"
-                ),
-                params,
-            )
-        ).first()
-        if found is None:
-            raise DomainError("not_found", N_("No such elevator"))
-        action = "change"
-    await _audit(
+    elevator_id, action = await _store(
+        conn, "elevators", project_id, elevator_id, data, N_("No such elevator")
+    )
+    await audit(
         conn, actor_id, "elevator", action, {"project_id": project_id, "elevator_id": elevator_id, **data}
     )
     return elevator_id

@@ -6,7 +6,6 @@ this module reads and writes oncall_shifts and names the people.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.domain import oncall
 from server.domain.messages import N_, DomainError, ValidationErrors
+from server.persistence.admin import audit
 
 ROLE_FIELDS = ("primary_id", "backup_id", "supervisor_id", "manager_id")
 # Who may stand in each slot of a shift.
@@ -229,7 +229,9 @@ async def save_shift(
         if found is None:
             raise DomainError("not_found", N_("No such shift"))
         action = "change"
-    await _audit(conn, actor_id, action, {"shift_id": shift_id, "project_id": project_id, **data})
+    await audit(
+        conn, actor_id, "oncall_shift", action, {"shift_id": shift_id, "project_id": project_id, **data}
+    )
     return shift_id
 
 
@@ -249,18 +251,12 @@ async def delete_shift(conn: AsyncConnection, project_id: int, shift_id: int, ac
     )
     if row is None:
         raise DomainError("not_found", N_("No such shift"))
-    await _audit(conn, actor_id, "remove", {"shift_id": shift_id, "project_id": project_id, **dict(row)})
-
-
-async def _audit(
-    conn: AsyncConnection, actor_id: int | None, action: str, details: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO admin_events (actor_id, subject, action, details) VALUES (:a, 'oncall_shift', :act, "
-            "CAST(:d AS jsonb))"
-        ),
-        {"a": actor_id, "act": action, "d": json.dumps(dict(details), default=str, ensure_ascii=False)},
+    await audit(
+        conn,
+        actor_id,
+        "oncall_shift",
+        "remove",
+        {"shift_id": shift_id, "project_id": project_id, **dict(row)},
     )
 
 

@@ -18,7 +18,7 @@ from litestar.params import Body, Parameter
 from sqlalchemy import text
 
 from server import clock
-from server.auth import Principal, current, staff_guard
+from server.auth import Principal, staff_guard
 from server.domain.messages import N_, DomainError
 from server.domain.vocab import Role
 from server.persistence import alert_setup
@@ -26,6 +26,7 @@ from server.persistence import alerts as alerts_db
 from server.persistence import oncall as oncall_db
 from server.runtime import Runtime
 from server.web import alerts_admin, iot
+from server.web.alerts_admin import principal, runtime
 from server.web.api_orders import actor_of
 from server.web.errors import is_htmx
 from server.web.templates import local_time, render
@@ -38,16 +39,6 @@ LIST = {"roles": alerts_db.ACK_ROLES | {Role.ADMIN}}
 ACK = {"roles": alerts_db.ACK_ROLES}
 RESOLVE = {"roles": alerts_db.RESOLVE_ROLES}
 DESK = {"roles": frozenset({Role.DISPATCHER, Role.MONITOR, Role.SUPERVISOR})}
-
-
-def _rt(request: Request[Any, Any, Any]) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-def _me(request: Request[Any, Any, Any]) -> Principal:
-    p = current(request)
-    assert p is not None
-    return p
 
 
 async def schedule_after_commit(rt: Runtime, steps: list[Any]) -> None:
@@ -90,7 +81,7 @@ async def _one(rt: Runtime, p: Principal, alert_id: int) -> dict[str, Any]:
 @post("/alerts/{alert_id:int}/acknowledge", guards=[staff_guard], opt=ACK, status_code=200)
 async def acknowledge_page(request: Request[Any, Any, Any], alert_id: int) -> Response[Any]:
     """One tap from the tablet, the board or /alerts; repeating it changes nothing."""
-    await _acknowledge(_rt(request), _me(request), alert_id)
+    await _acknowledge(runtime(request), principal(request), alert_id)
     if is_htmx(request) and request.headers.get("hx-target"):
         # The tablet swaps its list: reload the page instead so every panel agrees.
         return Response(b"", status_code=200, headers={"HX-Refresh": "true"})
@@ -102,7 +93,7 @@ async def acknowledge_page(request: Request[Any, Any, Any], alert_id: int) -> Re
 @post("/alerts/{alert_id:int}/resolve", guards=[staff_guard], opt=RESOLVE, status_code=303)
 async def resolve_page(request: Request[Any, Any, Any], alert_id: int, data: Form) -> Response[Any]:
     """A supervisor ends an alert by hand, saying why (the order may stay open)."""
-    await _resolve(_rt(request), _me(request), alert_id, data.get("reason", ""))
+    await _resolve(runtime(request), principal(request), alert_id, data.get("reason", ""))
     return Response(b"", status_code=303, headers={"Location": "/alerts?show=all"})
 
 
@@ -119,7 +110,7 @@ class ResolveIn(msgspec.Struct):
 )
 async def acknowledge_api(request: Request[Any, Any, Any], alert_id: int) -> dict[str, Any]:
     """Acknowledge (idempotent: a repeat answers 200 with `changed` false and the first record)."""
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     result = await _acknowledge(rt, p, alert_id)
     return {**await _one(rt, p, alert_id), "changed": result.changed}
 
@@ -133,7 +124,7 @@ async def acknowledge_api(request: Request[Any, Any, Any], alert_id: int) -> dic
 )
 async def resolve_api(request: Request[Any, Any, Any], alert_id: int, data: ResolveIn) -> dict[str, Any]:
     """Resolve by hand with a reason (supervisor, manager); a repeat answers `changed` false."""
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     changed = await _resolve(rt, p, alert_id, data.reason)
     return {**await _one(rt, p, alert_id), "changed": changed}
 
@@ -157,12 +148,12 @@ async def list_api(
     null for a reminder (`purpose` "reminder") or a no-contractor notice; `position` names the
     latest step paged as {index, step, round, steps}.
     """
-    p = _me(request)
+    p = principal(request)
     state = alert_state
     if state and state not in alerts_db.STATES and state != "open":
         raise DomainError("invalid", N_("Unknown value %(value)s"), field="state", value=state[:20])
-    pids = await _project_ids(_rt(request), p, project)
-    async with _rt(request).engine.connect() as conn:
+    pids = await _project_ids(runtime(request), p, project)
+    async with runtime(request).engine.connect() as conn:
         rows = await alerts_db.list_alerts(
             conn,
             pids,
@@ -203,21 +194,21 @@ async def _alerts_page_data(rt: Runtime, p: Principal, show: str) -> dict[str, A
 
 @get("/alerts", guards=[staff_guard], opt=VIEW)
 async def alerts_page(request: Request[Any, Any, Any], show: str = "open") -> Response[str]:
-    data = await _alerts_page_data(_rt(request), _me(request), show)
+    data = await _alerts_page_data(runtime(request), principal(request), show)
     return Response(render("alerts.html", request_path="/alerts", **data), media_type="text/html")
 
 
 @get("/alerts/list", guards=[staff_guard], opt=VIEW)
 async def alerts_list(request: Request[Any, Any, Any], show: str = "open") -> Response[str]:
-    data = await _alerts_page_data(_rt(request), _me(request), show)
+    data = await _alerts_page_data(runtime(request), principal(request), show)
     return Response(render("alerts_list.html", **data), media_type="text/html")
 
 
 @get("/alerts/elevator-options", guards=[staff_guard], opt=DESK)
 async def elevator_options(request: Request[Any, Any, Any], selected: str = "") -> Response[str]:
     """The desk's elevator choice for an entrapment: the options of the caller's projects."""
-    p = _me(request)
-    async with _rt(request).engine.connect() as conn:
+    p = principal(request)
+    async with runtime(request).engine.connect() as conn:
         elevators = [
             {**e, "project_code": code}
             for pid, code in (
@@ -236,7 +227,7 @@ async def elevator_options(request: Request[Any, Any, Any], selected: str = "") 
 @get("/api/v1/oncall", guards=[staff_guard], tags=["alerts"])
 async def oncall_api(request: Request[Any, Any, Any], project: str) -> dict[str, Any]:
     """Who is on call now, the rota's gaps in the next 7 days, and when the answer next changes."""
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     pid = next(iter(await _project_ids(rt, p, project)))
     async with rt.engine.connect() as conn:
         summary = await oncall_db.duty_summary(conn, pid, clock.now())

@@ -9,6 +9,7 @@ chain and people they started with.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server import clock
 from server.auth import Principal, current, staff_guard
@@ -67,11 +69,11 @@ def target_label(target: str) -> str:
     return _(TARGET_LABELS[target]) if target in TARGET_LABELS else _("Named person")
 
 
-def _rt(request: Request[Any, Any, Any]) -> Runtime:
+def runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def _me(request: Request[Any, Any, Any]) -> Principal:
+def principal(request: Request[Any, Any, Any]) -> Principal:
     p = current(request)
     assert p is not None
     return p
@@ -131,6 +133,29 @@ def _errors(e: ValidationErrors) -> dict[str, str]:
     return {f: translate(m, prm) for f, (m, prm) in e.errors.items()}
 
 
+async def _save_or_show(
+    request: Request[Any, Any, Any],
+    code: str | None,
+    save: Callable[[AsyncConnection, int, int | None], Awaitable[Any]],
+    section: str,
+    template: str,
+    page_data: Callable[[Runtime, dict[str, Any]], Awaitable[dict[str, Any]]],
+    on_error: Callable[[dict[str, str]], dict[str, Any]],
+) -> Response[str]:
+    """Save in one transaction and go back to the list; on refusal show the page again (422)
+    with what `on_error` makes of the field messages (the form as typed, the errors)."""
+    rt, p = runtime(request), principal(request)
+    proj = await _project(rt, p, code)
+    try:
+        async with rt.engine.begin() as conn:
+            await save(conn, proj["id"], p.staff_id)
+    except ValidationErrors as e:
+        page = await page_data(rt, proj)
+        page.update(on_error(_errors(e)))
+        return Response(_page(template, p, proj, section, **page), status_code=422, media_type="text/html")
+    return _back(f"/admin/{section}", proj)
+
+
 def _back(path: str, project: dict[str, Any], saved: str = "1") -> Response[str]:
     return Response(
         "", status_code=303, headers={"Location": f"{path}?project={project['code']}&saved={saved}"}
@@ -161,7 +186,7 @@ async def rota_page(
     edit: int | None = None,
     saved: str | None = None,
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     data = await _rota_data(rt, proj)
     form: dict[str, str] = {}
@@ -181,7 +206,7 @@ async def rota_page(
 async def _save_shift(
     request: Request[Any, Any, Any], data: dict[str, str], project: str | None, shift_id: int | None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     try:
         async with rt.engine.begin() as conn:
@@ -212,7 +237,7 @@ async def rota_change(
 async def rota_delete(
     request: Request[Any, Any, Any], shift_id: int, project: str | None = None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     async with rt.engine.begin() as conn:
         await oncall_db.delete_shift(conn, proj["id"], shift_id, p.staff_id)
@@ -255,7 +280,7 @@ def _chain_form(config: esc.ChainConfig) -> dict[str, str]:
 async def chains_page(
     request: Request[Any, Any, Any], project: str | None = None, saved: str | None = None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     data = await _chain_data(rt, proj)
     data["kind_forms"] = {k: _chain_form(c["config"]) for k, c in data["chains"].items()}
@@ -280,7 +305,7 @@ def _row_errors(e: ValidationErrors, rows: list[int]) -> dict[str, str]:
 async def chain_save(
     request: Request[Any, Any, Any], kind: str, data: Form, project: str | None = None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     if kind not in esc.ALERT_KINDS:
         raise NotFoundException("kind")
@@ -303,7 +328,7 @@ async def chain_save(
 async def chain_reset(
     request: Request[Any, Any, Any], kind: str, project: str | None = None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     async with rt.engine.begin() as conn:
         await alert_setup.reset_chain(conn, proj["id"], kind, p.staff_id)
@@ -333,7 +358,7 @@ def _chain_json(kind: str, chain: dict[str, Any]) -> dict[str, Any]:
 @get("/api/v1/escalation-chains", guards=[staff_guard], opt=EDIT, tags=["alerts"])
 async def chains_api(request: Request[Any, Any, Any], project: str) -> dict[str, Any]:
     """The chain in force per alert kind and where it comes from (project, all, default)."""
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     async with rt.engine.connect() as conn:
         chains = await alert_setup.chains_of(conn, proj["id"])
@@ -346,7 +371,7 @@ async def chain_put(
 ) -> dict[str, Any]:
     """Set the project's chain for an alert kind: ordered steps {target, wait_after_minutes}
     (target: oncall_primary, oncall_backup, supervisor, manager or staff:<id>; waits 1–1440)."""
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     if kind not in esc.ALERT_KINDS:
         raise DomainError("not_found", N_("Unknown value %(value)s"), field="kind", value=kind[:20])
@@ -372,7 +397,7 @@ async def channels_page(
     edit: int | None = None,
     saved: str | None = None,
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     data = await _channel_data(rt, proj)
     form: dict[str, str] = {}
@@ -394,18 +419,19 @@ async def channels_page(
 async def _save_channel(
     request: Request[Any, Any, Any], data: dict[str, str], project: str | None, channel_id: int | None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
-    proj = await _project(rt, p, project)
-    try:
-        async with rt.engine.begin() as conn:
-            await alert_setup.save_channel(conn, proj["id"], data, p.staff_id, channel_id)
-    except ValidationErrors as e:
-        page = await _channel_data(rt, proj)
-        page["edit_id"] = channel_id
-        form = {k: v for k, v in data.items() if k != "token"}
-        html = _page("alerts_admin_channels.html", p, proj, "channels", errors=_errors(e), form=form, **page)
-        return Response(html, status_code=422, media_type="text/html")
-    return _back("/admin/channels", proj)
+    return await _save_or_show(
+        request,
+        project,
+        lambda conn, pid, actor: alert_setup.save_channel(conn, pid, data, actor, channel_id),
+        "channels",
+        "alerts_admin_channels.html",
+        _channel_data,
+        lambda errors: {
+            "errors": errors,
+            "form": {k: v for k, v in data.items() if k != "token"},  # a secret is never echoed
+            "edit_id": channel_id,
+        },
+    )
 
 
 @post("/admin/channels", guards=[staff_guard], opt=SECRETS, status_code=303)
@@ -446,7 +472,7 @@ async def elevators_page(
     contractor: int | None = None,
     saved: str | None = None,
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
+    rt, p = runtime(request), principal(request)
     proj = await _project(rt, p, project)
     data = await _elevator_data(rt, proj)
     form: dict[str, str] = {}
@@ -473,35 +499,33 @@ async def elevators_page(
 async def _save_elevator(
     request: Request[Any, Any, Any], data: dict[str, str], project: str | None, elevator_id: int | None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
-    proj = await _project(rt, p, project)
-    try:
-        async with rt.engine.begin() as conn:
-            await alert_setup.save_elevator(conn, proj["id"], data, p.staff_id, elevator_id)
-    except ValidationErrors as e:
-        page = await _elevator_data(rt, proj)
-        page["edit_id"] = elevator_id
-        html = _page(
-            "alerts_admin_elevators.html", p, proj, "elevators", errors=_errors(e), form=data, **page
-        )
-        return Response(html, status_code=422, media_type="text/html")
-    return _back("/admin/elevators", proj)
+    return await _save_or_show(
+        request,
+        project,
+        lambda conn, pid, actor: alert_setup.save_elevator(conn, pid, data, actor, elevator_id),
+        "elevators",
+        "alerts_admin_elevators.html",
+        _elevator_data,
+        lambda errors: {"errors": errors, "form": data, "edit_id": elevator_id},
+    )
 
 
 async def _save_contractor(
     request: Request[Any, Any, Any], data: dict[str, str], project: str | None, contractor_id: int | None
 ) -> Response[str]:
-    rt, p = _rt(request), _me(request)
-    proj = await _project(rt, p, project)
-    try:
-        async with rt.engine.begin() as conn:
-            await alert_setup.save_contractor(conn, proj["id"], data, p.staff_id, contractor_id)
-    except ValidationErrors as e:
-        page = await _elevator_data(rt, proj)
-        page.update(edit_contractor=contractor_id, contractor_form=data, contractor_errors=_errors(e))
-        html = _page("alerts_admin_elevators.html", p, proj, "elevators", **page)
-        return Response(html, status_code=422, media_type="text/html")
-    return _back("/admin/elevators", proj)
+    return await _save_or_show(
+        request,
+        project,
+        lambda conn, pid, actor: alert_setup.save_contractor(conn, pid, data, actor, contractor_id),
+        "elevators",
+        "alerts_admin_elevators.html",
+        _elevator_data,
+        lambda errors: {
+            "contractor_errors": errors,
+            "contractor_form": data,
+            "edit_contractor": contractor_id,
+        },
+    )
 
 
 @post("/admin/elevators", guards=[staff_guard], opt=EDIT, status_code=303)
