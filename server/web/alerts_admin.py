@@ -156,6 +156,17 @@ async def _save_or_show(
     return _back(f"/admin/{section}", proj)
 
 
+def _form_of(rows: list[dict[str, Any]], row_id: int, keys: tuple[str, ...]) -> dict[str, str]:
+    """The edit form of one listed row, as the browser would send it back; 404 when not listed."""
+    row = next((r for r in rows if r["id"] == row_id), None)
+    if row is None:
+        raise NotFoundException("row")
+    form = {k: "" if row[k] is None else str(row[k]) for k in keys}
+    if "active" in keys:
+        form["active"] = "1" if row["active"] else "0"
+    return form
+
+
 def _back(path: str, project: dict[str, Any], saved: str = "1") -> Response[str]:
     return Response(
         "", status_code=303, headers={"Location": f"{path}?project={project['code']}&saved={saved}"}
@@ -191,14 +202,9 @@ async def rota_page(
     data = await _rota_data(rt, proj)
     form: dict[str, str] = {}
     if edit is not None:
-        row = next((s for s in data["shifts"] if s["id"] == edit), None)
-        if row is None:
-            raise NotFoundException("shift")
         data["edit_id"] = edit
-        form = {
-            k: ("" if row[k] is None else str(row[k])[:5] if k in ("starts", "ends") else str(row[k]))
-            for k in ("kind", "starts", "ends", *oncall_db.ROLE_FIELDS)
-        }
+        form = _form_of(data["shifts"], edit, ("kind", "starts", "ends", *oncall_db.ROLE_FIELDS))
+        form.update(starts=form["starts"][:5], ends=form["ends"][:5])  # HH:MM, as <input type=time>
     html = _page("admin_rota.html", p, proj, "rota", saved=saved, form=form, **data)
     return Response(html, media_type="text/html")
 
@@ -402,16 +408,8 @@ async def channels_page(
     data = await _channel_data(rt, proj)
     form: dict[str, str] = {}
     if edit is not None:
-        row = next((c for c in data["channels"] if c["id"] == edit), None)
-        if row is None:
-            raise NotFoundException("channel")
         data["edit_id"] = edit
-        form = {
-            "channel": row["channel"],
-            "name": row["name"],
-            "url": row["url"],
-            "active": "1" if row["active"] else "0",
-        }
+        form = _form_of(data["channels"], edit, ("channel", "name", "url", "active"))
     html = _page("alerts_admin_channels.html", p, proj, "channels", saved=saved, form=form, **data)
     return Response(html, media_type="text/html")
 
@@ -477,21 +475,13 @@ async def elevators_page(
     data = await _elevator_data(rt, proj)
     form: dict[str, str] = {}
     if edit is not None:
-        row = next((e for e in data["elevators"] if e["id"] == edit), None)
-        if row is None:
-            raise NotFoundException("elevator")
         data["edit_id"] = edit
-        form = {
-            k: "" if row[k] is None else str(row[k]) for k in ("code", "name", "building_id", "contractor_id")
-        }
-        form["active"] = "1" if row["active"] else "0"
+        form = _form_of(data["elevators"], edit, ("code", "name", "building_id", "contractor_id", "active"))
     if contractor is not None:
-        row = next((c for c in data["contractors"] if c["id"] == contractor), None)
-        if row is None:
-            raise NotFoundException("contractor")
         data["edit_contractor"] = contractor
-        data["contractor_form"] = {k: str(row[k]) for k in ("name", "phone", "webhook")}
-        data["contractor_form"]["active"] = "1" if row["active"] else "0"
+        data["contractor_form"] = _form_of(
+            data["contractors"], contractor, ("name", "phone", "webhook", "active")
+        )
     html = _page("alerts_admin_elevators.html", p, proj, "elevators", saved=saved, form=form, **data)
     return Response(html, media_type="text/html")
 

@@ -239,6 +239,9 @@ async def test_an_admin_configures_channels_and_secrets_stay_hidden(client, logi
     assert (await client.post("/admin/channels", data=gateway, follow_redirects=False)).status_code == 303
     page = (await client.get("/admin/channels")).text
     assert "工程群" in page and key not in page and "tok-987" not in page and "…4567" in page
+    robot_id = re.search(r'data-channel="(\d+)" data-kind="wecom"', page).group(1)  # type: ignore[union-attr]
+    edit = (await client.get(f"/admin/channels?edit={robot_id}")).text
+    assert 'value="工程群"' in edit and "tok-987" not in edit
     async with engine.connect() as conn:
         rows = await alert_setup.channels_of(conn, await pid_of(engine, "DEMO"))
         audit = [
@@ -295,6 +298,13 @@ async def test_a_supervisor_adds_contractors_and_elevators_with_checks(client, l
     assert r.status_code == 422 and 'data-field="contractor_id"' in r.text
     page = (await client.get("/admin/elevators")).text
     assert 'data-elevator="OTHER-E1"' in page and "奥的斯维保" in page and "DEMO-E01" not in page
+    async with engine.connect() as conn:
+        e1 = await alert_setup.elevator_by_code(conn, "OTHER-E1")
+    page = (await client.get(f"/admin/elevators?edit={e1['id']}&contractor={contractor['id']}")).text
+    assert 'value="OTHER-E1"' in page and 'value="13700001111"' in page
+    assert (await client.get("/admin/elevators?edit=999999")).status_code == 404
+    demo_elevator = (await client.get("/admin/elevators?project=DEMO")).status_code
+    assert demo_elevator == 404  # another project's page: not found
 
 
 # ---- who hears of an entrapment ------------------------------------------------------------
@@ -530,6 +540,11 @@ async def test_a_ten_minute_hole_in_the_rota_is_flagged_when_saved(client, login
             )
             assert r.status_code == 303
         assert r.headers["location"].endswith("saved=gaps")
+        async with engine.connect() as conn:
+            day = next(
+                x for x in await oncall.list_shifts(conn, await pid_of(engine, "OTHER")) if x["kind"] == "day"
+            )
+        assert 'value="17:20"' in (await client.get(f"/admin/rota?edit={day['id']}")).text
         page = (await client.get(r.headers["location"])).text
         assert 'data-flagged-on-save="true"' in page
         gaps = re.findall(r'data-gap="([^"]+)"', page)
