@@ -24,6 +24,7 @@ Channels of an outbox row (`channel` column):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,17 @@ class LoggingSms:
 
 
 Body = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+_CLIENTS: dict[int, httpx.AsyncClient] = {}
+
+
+def _http() -> httpx.AsyncClient:
+    """One client per event loop: a worker delivers a batch in parallel, and building a client
+    (its TLS context) per delivery costs enough CPU to make the others time out."""
+    loop = id(asyncio.get_running_loop())
+    client = _CLIENTS.get(loop)
+    if client is None or client.is_closed:
+        client = _CLIENTS[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=50))
+    return client
 
 
 class WebhookPost:
@@ -101,8 +113,9 @@ class WebhookPost:
     async def deliver(self, recipient: dict[str, Any], payload: dict[str, Any]) -> DeliveryResult:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                r = await client.post(self.url, json=self.body(recipient, payload), headers=headers)
+            r = await _http().post(
+                self.url, json=self.body(recipient, payload), headers=headers, timeout=self.timeout
+            )
         except httpx.HTTPError as e:
             return DeliveryResult("retry", f"{type(e).__name__}: {e}"[:300])
         outcome = classify_http_status(r.status_code)
