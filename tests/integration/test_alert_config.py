@@ -589,3 +589,15 @@ async def test_the_demo_opens_an_entrapment_on_an_elevator_that_the_wall_board_s
     await login("jiankong")
     board = (await client.get("/board")).text
     assert f'data-alert-id="{a["id"]}"' in board
+
+
+async def test_the_engineers_tablet_showing_the_alert_delivers_their_screen_page(client, login, engine):
+    reg = await register(engine, clock.now())
+    a = await alert_of(engine, reg.id)
+    primary = a["chain"]["steps"][0]["recipients"][0]["id"]
+    username = "shifu1" if primary == await staff_id(engine, "shifu1") else "shifu2"
+    await login(username)
+    r = await client.get("/tablet")
+    assert r.status_code == 200 and f'data-alert="{a["id"]}"' in r.text
+    screens = [r for r in await deliveries(engine, a["id"]) if r["channel"] == "screen"]
+    assert [(r["recipient_id"], r["state"]) for r in screens] == [(primary, "sent")]
