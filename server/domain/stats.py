@@ -33,9 +33,10 @@ DEFINITIONS: list[tuple[str, str, str]] = [
         N_(
             "Orders whose arrival and completion clocks were all met / orders whose clocks are decided "
             "(all met, or one missed). A clock is missed when its breach was recorded, it stopped late, "
-            "it is still running past its deadline or was paused after it. Orders whose clocks are still "
-            "running or paused in time are pending and left out of both numbers. A clock cancelled before "
-            "its deadline (transfer, finish) is left out; a later run (new appointment, reopening) counts too."
+            "it is running (or was cancelled) past its deadline, or it was paused after it. Orders whose clocks "
+            "are still running or paused in time are pending and left out of both numbers. A clock cancelled "
+            "in time (a transfer, a cancellation) is left out; a later run (a new appointment, a reopening) "
+            "counts too."
         ),
     ),
     ("completion", N_("Completion rate"), N_("Orders done (at some point) / orders received.")),

@@ -36,18 +36,22 @@ period_orders AS MATERIALIZED (
 ),
 -- period_clocks: every clock in the period's id range (a few belong to other orders: each use
 -- joins them to period_orders), judged at :now. Breached: its breach was recorded, it stopped
--- late, it is running past its deadline, or it was paused after it. Undecided: running or paused
--- and not (yet) breached. A clock cancelled before any breach (transfer, finish) is no one's
--- fault and left out; a later run of the same clock (reappointment, reopening) counts too.
+-- late, it is running (or was cancelled) past its deadline, or it was paused after it.
+-- Undecided: running or paused and not (yet) breached. A clock cancelled in time (a transfer,
+-- a cancellation) is no one's fault and left out; a later run of the same clock (a new
+-- appointment, a reopening) counts too.
 period_clocks AS MATERIALIZED (
-    SELECT c.order_id, c.kind,
-           (c.state = 'breached' OR c.breached_at IS NOT NULL
-            OR (c.state = 'running' AND c.deadline < :now)
-            OR (c.state = 'paused' AND c.paused_at > c.deadline)) AS breached,
-           c.state IN ('running', 'paused') AS undecided
-    FROM order_clocks c
-    WHERE c.order_id BETWEEN :id_lo AND :id_hi
-      AND (c.state <> 'cancelled' OR c.breached_at IS NOT NULL)
+    SELECT j.order_id, j.kind, j.breached, j.state IN ('running', 'paused') AS undecided
+    FROM (
+        SELECT c.order_id, c.kind, c.state,
+               (c.state = 'breached' OR c.breached_at IS NOT NULL
+                OR (c.paused_at IS NULL AND c.state IN ('running', 'cancelled')
+                    AND coalesce(c.ended_at, :now) > c.deadline)
+                OR (c.paused_at IS NOT NULL AND c.paused_at > c.deadline)) AS breached
+        FROM order_clocks c
+        WHERE c.order_id BETWEEN :id_lo AND :id_hi
+    ) j
+    WHERE j.state <> 'cancelled' OR j.breached
 ),
 -- timing: per order, over its arrival and completion clocks. Timely = every such clock met;
 -- late = any breached; pending = none breached but some still undecided.

@@ -18,7 +18,7 @@ The stories (local time Asia/Shanghai; default clocks: arrival 15 min after disp
 | J     | electrical | 张师傅   | 20 09:00 · assigned 09:02, never accepted (clocks run on)              |
 | K     | plumbing   | 刘师傅   | 21 10:00 · grab by 张师傅 10:02 · transfer 10:10 · assign 刘师傅 ·    |
 |       |            |          |   accept 10:20 · arrive 10:25 · finish 11:25 · satisfied               |
-| L     | plumbing   | 张师傅   | 22 09:00 · … finish 10:00 · unsatisfied · reopen 15:00 · cancel 16:00 |
+| L     | plumbing   | 张师傅   | 22 09:00 · … finish 10:00 · unsatisfied · reopen 15:00 · cancel 15:10 |
 | M     | building   | 陈师傅   | 23 09:00 · … finish 24 11:00 (completion late) · fairly               |
 | N     | loss       | 孙队长   | 24 10:00 · a matter, handled 10:40 · satisfied                         |
 | P     | building   | 陈师傅   | 20 Dec 2024 · unfinished ever since                                    |
@@ -189,7 +189,7 @@ STORIES: dict[str, tuple[str, str, datetime, list[tuple[str, datetime, str, dict
             ("finish", jan(22, 10), "shifu1", FIN),
             ("callback", jan(22, 14), "desk", cb("unsatisfied")),
             ("reopen", jan(22, 15), "desk", {"reason": "业主称仍有问题"}),
-            ("cancel", jan(22, 16), "desk", {"reason": "业主表示不再维修"}),
+            ("cancel", jan(22, 15, 10), "desk", {"reason": "业主表示不再维修"}),  # in time: no breach
         ],
     ),
     "M": (
@@ -262,6 +262,21 @@ STORIES: dict[str, tuple[str, str, datetime, list[tuple[str, datetime, str, dict
             ("resume", t(2, 3, 9), "shifu1", {}),
             ("finish", t(2, 3, 10), "shifu1", FIN),
             ("callback", t(2, 3, 15), "desk", cb("satisfied")),
+        ],
+    ),
+    # In March, alone: handed back only after its arrival deadline had passed.
+    "S": (
+        "plumbing",
+        "repair",
+        t(3, 3, 10),
+        [
+            ("grab", t(3, 3, 10, 2), "shifu2", {}),
+            ("transfer", t(3, 3, 10, 30), "shifu2", {"reason": "去不了"}),
+            ("assign", t(3, 3, 10, 32), "desk", {"assignee": "shifu1"}),
+            ("accept", t(3, 3, 10, 35), "shifu1", {}),
+            ("arrive", t(3, 3, 10, 40), "shifu1", {}),
+            ("finish", t(3, 3, 11, 30), "shifu1", FIN),
+            ("callback", t(3, 3, 15), "desk", cb("satisfied")),
         ],
     ),
 }
@@ -445,6 +460,21 @@ async def test_timeliness_counts_met_clocks_and_leaves_undecided_ones_out(engine
     c = later.overview.counts
     assert (c.timely, c.timed, c.timing_pending) == (3 + extra, 5 + extra, 1)
     assert {b["kind"]: b["orders"] for b in later.breaches}["arrival"] == 2  # B stopped late, J running late
+
+
+async def test_a_clock_cancelled_when_already_late_is_missed_and_one_cancelled_in_time_left_out(engine, data):
+    march = await _report(engine, data.project_id, stats.month_period(2025, 3))
+    c = march.overview.counts
+    assert (c.received, c.timed, c.timely) == (
+        1,
+        1,
+        0,
+    )  # S: the first arrival clock ran out before the transfer
+    assert {b["kind"]: b["clocks"] for b in march.breaches}["arrival"] == 1
+    day = await _report(
+        engine, data.project_id, stats.parse_period(None, "2025-01-21", "2025-01-21", JANUARY.end)
+    )
+    assert (day.overview.counts.timed, day.overview.counts.timely) == (1, 1)  # K: handed back in time
 
 
 async def test_an_order_cancelled_after_it_was_done_still_counts_as_done(engine, data):
