@@ -62,12 +62,11 @@ class Query:
         return urlencode({k: v for k, v in items.items() if v})
 
 
-async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> list[reports_db.ProjectRow]:
+def pick(mine: list[reports_db.ProjectRow], project: str | None) -> list[reports_db.ProjectRow]:
     """Return the projects a report covers: one by code (default: the first), or ALL of the caller's.
 
     A project the caller does not serve is answered 404, like one that does not exist.
     """
-    mine = await reports_db.projects_of(conn, p.project_ids)
     code = (project or "").strip()
     if not code:
         chosen = mine[:1]
@@ -78,6 +77,10 @@ async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> lis
     if not chosen:
         raise NotFoundException("project")
     return chosen
+
+
+async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> list[reports_db.ProjectRow]:
+    return pick(await reports_db.projects_of(conn, p.project_ids), project)
 
 
 def focus_of(raw: str, choices: dict[str, list[tuple[int, str]]]) -> reports_db.Focus:
@@ -109,11 +112,11 @@ async def build(engine: AsyncEngine, p: Principal, q: Query) -> Built:
     """Resolve scope, period and focus (404 on a foreign project, 422 on bad input); run the report."""
     now = clock.now()
     async with engine.connect() as conn:
-        projects = await scope(conn, p, q.project)
+        mine = await reports_db.projects_of(conn, p.project_ids)
+        projects = pick(mine, q.project)
         period = stats.parse_period(q.month, q.start, q.end, today_in(projects, now))
         choices = await reports_db.focus_choices(conn, projects)
         focus = focus_of(q.focus, choices)
-        mine = await reports_db.projects_of(conn, p.project_ids)
     rep = await reports_db.full_report(engine, projects, period, now, focus)
     return Built(rep, choices, mine)
 

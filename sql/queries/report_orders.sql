@@ -106,12 +106,10 @@ unfinished_24h AS (
     FROM orders o
     LEFT JOIN engineer_team et ON et.staff_id = o.assignee_id AND et.project_id = o.project_id
     WHERE o.project_id = ANY(CAST(:project_ids AS integer[]))
-      AND (o.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished')
+      AND (o.status NOT IN ('done', 'callback', 'closed', 'cancelled')  -- open now (partial index)
            OR o.updated_at > :as_of)
       AND o.received_at < CAST(:as_of AS timestamptz) - interval '24 hours'
-      AND NOT coalesce(o.finished_at <= :as_of
-                       AND o.status NOT IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished'),
-                       false)
+      AND NOT coalesce(o.finished_at <= :as_of AND o.status IN ('done', 'callback', 'closed', 'cancelled'), false)
       AND NOT coalesce(o.cancelled_at <= :as_of, false)
       AND (CAST(:team_id AS integer) IS NULL OR coalesce(o.team_id, et.team_id) = CAST(:team_id AS integer))
       AND (CAST(:engineer_id AS integer) IS NULL OR o.assignee_id = CAST(:engineer_id AS integer))

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, shot
+from tests.browser.test_work_browser import login
 
 pytestmark = pytest.mark.browser
-
-
-async def login(page: Any, base: str, user: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=username]", user)
-    await page.fill("input[name=password]", "demo1234")
-    await page.click("button.primary")
-    await page.wait_for_load_state("networkidle")
 
 
 async def test_manager_prints_last_months_report_with_charts_and_definitions(live_server, page):

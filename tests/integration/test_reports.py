@@ -46,6 +46,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from server.demo_orders import _actor  # the demo's staff → lifecycle actor lookup
 from server.domain import stats
 from server.domain.intake import validate_intake
 from server.persistence import orders as orders_db
@@ -287,19 +288,6 @@ class DataSet:
     project_id: int
     numbers: dict[str, str]  # story name (C' for a rework order) → order number
     rework_orders: bool  # whether reopening made new linked orders (TEAM.md) or reopened the same one
-
-
-async def _actor(conn: Any, username: str) -> orders_db.ActorInfo:
-    row = await staff_db.by_username(conn, username)
-    assert row is not None
-    return orders_db.ActorInfo(
-        staff_id=row.id,
-        name=row.display_name,
-        role=row.role,  # type: ignore[arg-type]
-        project_ids=row.project_ids,
-        team_ids=row.team_ids,
-        department=row.department_code,
-    )
 
 
 async def _run(conn: Any, name: str, numbers: dict[str, str]) -> None:
