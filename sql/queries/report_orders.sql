@@ -34,12 +34,12 @@ period_orders AS MATERIALIZED (
       AND (CAST(:team_id AS integer) IS NULL OR coalesce(o.team_id, et.team_id) = CAST(:team_id AS integer))
       AND (CAST(:engineer_id AS integer) IS NULL OR o.assignee_id = CAST(:engineer_id AS integer))
 ),
--- period_clocks: every clock in the period's id range (a few belong to other orders: each use
--- joins them to period_orders), judged at :now. Breached: its breach was recorded, it stopped
--- late, it is running (or was cancelled) past its deadline, or it was paused after it.
--- Undecided: running or paused and not (yet) breached. A clock cancelled in time (a transfer,
--- a cancellation) is no one's fault and left out; a later run of the same clock (a new
--- appointment, a reopening) counts too.
+-- period_clocks: the arrival and completion clocks, and every breached clock, in the period's
+-- id range (a few belong to other orders: each use joins them to period_orders), judged at :now.
+-- Breached: its breach was recorded, it stopped late, it is running (or was cancelled) past its
+-- deadline, or it was paused after it. Undecided: running or paused and not (yet) breached. A
+-- clock cancelled in time (a transfer, a cancellation) is no one's fault and left out; a later
+-- run of the same clock (a new appointment, a reopening) counts too.
 period_clocks AS MATERIALIZED (
     SELECT j.order_id, j.kind, j.breached, j.state IN ('running', 'paused') AS undecided
     FROM (
@@ -51,7 +51,8 @@ period_clocks AS MATERIALIZED (
         FROM order_clocks c
         WHERE c.order_id BETWEEN :id_lo AND :id_hi
     ) j
-    WHERE j.state <> 'cancelled' OR j.breached
+    WHERE (j.state <> 'cancelled' OR j.breached)
+      AND (j.kind IN ('arrival', 'completion') OR j.breached)  -- what timing and breaches read
 ),
 -- timing: per order, over its arrival and completion clocks. Timely = every such clock met;
 -- late = any breached; pending = none breached but some still undecided.
