@@ -102,11 +102,15 @@ def field_errors_handler(request: Request[Any, Any, Any], exc: FieldErrors) -> R
 def not_authorized_handler(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
     if wants_json(request):
         return error_response(request, 401, "unauthorized", _("Please log in"))
-    target = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    # A tablet logs in again with its PIN.
+    pin = "pin=1&" if request.url.path.startswith("/tablet") else ""
+    target = f"/login?{pin}next=" + quote(
+        request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    )
     if is_htmx(request):
         # The page polling behind it (board, tablet) is sent to the login prompt, not a broken fragment.
         page = urlsplit(request.headers.get("hx-current-url", "/"))
-        target = "/login?expired=1&next=" + quote(page.path + (f"?{page.query}" if page.query else ""))
+        target = f"/login?{pin}expired=1&next=" + quote(page.path + (f"?{page.query}" if page.query else ""))
         return Response("", status_code=401, headers={"HX-Redirect": target})
     if request.method == "GET":
         return Response("", status_code=303, headers={"Location": target})
