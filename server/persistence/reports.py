@@ -272,7 +272,9 @@ async def full_report(
         focus=focus,
         breakdowns=_rate_rows(_json(row["rates"])),
         durations=_durations(_json(row["durations"])),
-        histogram=stats.histogram_buckets({int(r["bucket"]): int(r["n"]) for r in _json(row["distribution"])}),
+        histogram=stats.histogram_buckets(
+            {int(r["bucket"]): int(r["n"]) for r in _json(row["distribution"])}
+        ),
         breaches=_json(row["breaches"]),
         unfinished=unfinished,
         unfinished_total=int(unfinished[0]["total"]) if unfinished else 0,
