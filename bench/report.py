@@ -2,7 +2,9 @@
 
 Seeds a BENCH project once (INSERT … SELECT over generate_series: seconds, not minutes) with
 orders in every outcome, their arrival/completion clocks (about one in ten breached), breach
-rows and some "unfinished" events, then times the full report (every breakdown, rendered).
+rows and each order's history (register, accept, arrive, finish, callback; some unfinished),
+then times GET /reports for that month as a manager through the real application (auth, scope,
+every section of the report, the page rendered and sent): median of RUNS.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -89,11 +90,38 @@ FROM orders o
 WHERE o.project_id = :pid AND o.arrived_at IS NOT NULL AND o.id % 40 = 0
 """
 
+# The steps every order went through, as the lifecycle writes them (about 5 events an order).
+SEED_HISTORY = """
+INSERT INTO order_events (order_id, at, actor_label, action, from_status, to_status)
+SELECT o.id, s.at, '压测', s.action, s.from_status, s.to_status
+FROM orders o
+CROSS JOIN LATERAL (VALUES
+    (o.received_at, 'register', NULL, 'pooled'),
+    (o.accepted_at, 'grab', 'pooled', 'accepted'),
+    (o.arrived_at, 'arrive', 'accepted', 'on_site'),
+    (o.finished_at, 'finish', 'on_site', 'done'),
+    (o.callback_at, 'callback', 'done', 'closed'),
+    (o.cancelled_at, 'cancel', 'pooled', 'cancelled')
+) AS s(at, action, from_status, to_status)
+WHERE o.project_id = :pid AND s.at IS NOT NULL
+"""
+
 
 async def _seed(conn: AsyncConnection) -> int:
     """Create the bench project with its orders, unless a previous run already did; return its id."""
     pid = (await conn.execute(text("SELECT id FROM projects WHERE code = :c"), {"c": BENCH_CODE})).scalar()
     if pid is not None:
+        if not (
+            await conn.execute(
+                text(
+                    "SELECT 1 FROM order_events e JOIN orders o ON o.id = e.order_id "
+                    "WHERE o.project_id = :p AND e.action = 'register' LIMIT 1"
+                ),
+                {"p": pid},
+            )
+        ).first():  # seeded by an older bench without the history
+            await conn.execute(text(SEED_HISTORY), {"pid": pid})
+            await conn.execute(text("ANALYZE order_events"))
         return int(pid)
     pid = (
         await conn.execute(
@@ -131,43 +159,83 @@ async def _seed(conn: AsyncConnection) -> int:
     await conn.execute(text(SEED_CLOCKS), {"pid": pid})
     await conn.execute(text(SEED_BREACHES), {"pid": pid})
     await conn.execute(text(SEED_EVENTS), {"pid": pid})
+    await conn.execute(text(SEED_HISTORY), {"pid": pid})
     for table in ("orders", "order_clocks", "breaches", "order_events"):
         await conn.execute(text(f"ANALYZE {table}"))
     return int(pid)
 
 
+MANAGER = "bench_jingli"
+
+
+async def _manager_token(conn: AsyncConnection, pid: int) -> str:
+    """A manager of the bench project with a personal API token (made once); return the token."""
+    from server.security import token_hash
+
+    token = "bx_bench_report_manager"
+    sid = (await conn.execute(text("SELECT id FROM staff WHERE username = :u"), {"u": MANAGER})).scalar()
+    if sid is None:
+        sid = (
+            await conn.execute(
+                text(
+                    "INSERT INTO staff (username, display_name, role, password_hash, department_code) "
+                    "VALUES (:u, '压测经理', 'manager', '!', 'customer_service') RETURNING id"
+                ),
+                {"u": MANAGER},
+            )
+        ).scalar_one()
+        await conn.execute(text("INSERT INTO staff_projects VALUES (:s, :p)"), {"s": sid, "p": pid})
+        await conn.execute(
+            text("INSERT INTO api_tokens (staff_id, name, token_hash) VALUES (:s, 'bench', :h)"),
+            {"s": sid, "h": token_hash(token)},
+        )
+    return token
+
+
 async def bench_report(database_url: str) -> dict[str, object]:
-    """Seed (once) and time the full report page for one month of 100k orders; median of RUNS."""
-    from server.domain import stats
-    from server.persistence import reports as reports_db
+    """Seed (once) and time GET /reports for one month of 100k orders, rendered; median of RUNS."""
+    import httpx
+
+    from server.app import create_app
+    from server.config import get_settings
     from server.persistence.db import make_engine
     from server.persistence.migrate import upgrade
-    from server.web import reports as reports_web
 
     await asyncio.to_thread(upgrade, database_url)
-    engine = make_engine(database_url, pool_size=6)
+    engine = make_engine(database_url)
     try:
         async with engine.begin() as conn:
             pid = await _seed(conn)
-        async with engine.connect() as conn:
-            projects = await reports_db.projects_of(conn, frozenset({pid}))
-        q = reports_web.Query(project=BENCH_CODE, month=MONTH, start="", end="")
-        period = stats.parse_period(MONTH, None, None, datetime.now(UTC).date())
-        timings: list[float] = []
-        for _ in range(RUNS):
-            t0 = time.perf_counter()
-            rep = await reports_db.full_report(engine, projects, period, datetime.now(UTC))
-            html = reports_web.render_report(rep, q, None, projects)
-            timings.append((time.perf_counter() - t0) * 1000)
-            assert rep.overview.counts.received > 0 and len(html) > 1000
-        return {
-            "metric": "report_month_100k_ms",
-            "value": round(statistics.median(timings), 1),
-            "unit": "ms",
-            "target": "< 1000",
-        }
+            token = await _manager_token(conn, pid)
     finally:
         await engine.dispose()
+    app = create_app(get_settings())
+    for hook in app.on_startup:
+        await hook(app)
+    timings: list[float] = []
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            params = {"project": BENCH_CODE, "month": MONTH}
+            warm = await client.get("/reports", params=params, headers=headers)  # connections, templates
+            assert warm.status_code == 200, warm.text[:300]
+            for _ in range(RUNS):
+                t0 = time.perf_counter()
+                r = await client.get("/reports", params=params, headers=headers)
+                body = r.text
+                timings.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200 and "压测师傅" in body and len(body) > 10_000
+    finally:
+        for hook in app.on_shutdown:
+            await hook(app)
+    return {
+        "metric": "report_month_100k_ms",
+        "value": round(statistics.median(timings), 1),
+        "unit": "ms",
+        "target": "< 1000",
+        "runs": [round(t) for t in timings],
+    }
 
 
 if __name__ == "__main__":  # python -m bench.report DATABASE_URL

@@ -181,9 +181,11 @@ async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 async def _demo_rota_and_elevators(conn: AsyncConnection, project_id: int, rnd: random.Random) -> None:
-    from server.persistence import oncall
+    from server.persistence import alert_setup, alerts, oncall
 
     await oncall.seed_demo(conn, project_id)
+    await alert_setup.seed_demo(conn, project_id)
+    await alerts.seed_demo_entrapment(conn, project_id)
 
 
 DEMO_EXTENSIONS.append(_demo_rota_and_elevators)

@@ -194,3 +194,220 @@ async def seed_orders(conn: AsyncConnection, project_id: int, rnd: random.Random
             row = await orders_db.get_by_number(conn, n)
             if row and row["department_code"] == "order":
                 await _step(conn, n, "handle", zhixu, at + timedelta(minutes=30), result="已处理")
+    # Last month's history, for the reports (a manager's first look is last month).
+    await seed_history(conn, project_id, now)
+
+
+# ---- past history: last month and the end of the month before (issue 7's reports) -------------
+
+# One order's story: (action, minutes after it was received, who, inputs). Who: "eng" the order's
+# engineer, "eng2" the other engineer of the same team (transfers), "desk" the dispatcher, "dept"
+# the department handler. Each story is taken through the real lifecycle at those times.
+Story = list[tuple[str, float, str, dict[str, object]]]
+RATINGS = ("satisfied",) * 14 + ("fairly",) * 3 + ("unsatisfied",)
+WATER = ("plumbing", "electrical", "hvac", "network", "fire")  # 水电班; the rest go to 土建班
+FINISH = {"result": "已修复，业主确认", "labour_yuan": "30"}
+
+
+def history_story(kind: str, rnd: random.Random, received: datetime, now: datetime) -> Story:
+    """The steps of one past order of the given kind (delays and ratings drawn from `rnd`)."""
+    story: Story = []
+    t = 0.0
+
+    def then(action: str, lo: float, hi: float, who: str = "eng", **inputs: object) -> None:
+        nonlocal t
+        t += rnd.uniform(lo, hi)
+        story.append((action, t, who, inputs))
+
+    def callback(rating: str | None = None) -> None:
+        then("callback", 120, 900, "desk", method="phone", rating=rating or rnd.choice(RATINGS))
+
+    if kind == "assigned":
+        then("assign", 1, 4, "desk")
+        then("accept", 1, 5)
+    elif kind == "transferred":
+        then("grab", 1, 5, "eng2")
+        then("transfer", 5, 15, "eng2", reason="手头有急活，转给同班师傅")
+        then("assign", 2, 6, "desk")
+        then("accept", 2, 6)
+    elif kind == "matter":
+        then("handle", 20, 120, "dept", result="已登记并处理")
+        callback()
+        return story
+    elif kind == "cancelled":
+        then("cancel", 5, 30, "desk", reason="业主自行修好")
+        return story
+    else:
+        then("grab", 1, 7)
+    if kind == "late_arrival":
+        then("arrive", 22, 50)  # the 15-minute arrival clock breached
+    else:
+        then("arrive", 5, 13)
+    if kind == "paused":
+        promised = (received + timedelta(days=1, hours=3)).isoformat()
+        then("pause", 20, 40, reason="parts", promised_at=promised)
+        then("resume", 18 * 60, 26 * 60)
+    if kind == "reappointed":
+        next_at = (received + timedelta(days=2)).replace(hour=10, minute=0)
+        then("unfinished", 30, 60, reason="需更换配件，业主自购", next_at=next_at.isoformat())
+        then("reappoint", 20, 60, "desk", appointment_at=next_at.isoformat())
+        t = (next_at - received).total_seconds() / 60 - 5  # there five minutes early
+        story.append(("arrive", t, "eng", {}))
+    if kind == "still_unfinished":
+        then("unfinished", 30, 60, reason="等业主确认方案", next_at=(now + timedelta(days=2)).isoformat())
+        return story
+    if kind == "late_completion":
+        then("finish", 26 * 60, 40 * 60, **FINISH)  # the 24-hour completion clock breached
+    else:
+        then("finish", 30, 240, **FINISH)
+    if kind == "awaiting_callback":
+        return story
+    if kind in ("reopened", "done_then_cancelled"):
+        callback("unsatisfied")
+        then("reopen", 30, 90, "desk", reason="回访不满意，仍有渗水")
+        if kind == "done_then_cancelled":
+            then("cancel", 60, 240, "desk", reason="业主表示不再维修")
+            return story
+        then("accept", 10, 40)
+        then("arrive", 20, 60)
+        then("finish", 40, 120, **FINISH)
+        callback("satisfied")
+        return story
+    callback()
+    return story
+
+
+# One cycle of kinds; past orders take them in turn, so every outcome is in every month.
+HISTORY_CYCLE = (
+    "ok", "assigned", "ok", "late_arrival", "ok", "paused", "matter", "ok",
+    "late_completion", "ok", "reappointed", "assigned", "ok", "reopened", "transferred", "cancelled",
+)  # fmt: skip
+
+
+async def _rework_of(conn: AsyncConnection, order_id: int) -> tuple[str, int, str] | None:
+    """The newest rework order of a reopened order: (number, version, verification code)."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT number, version, verification_code FROM orders WHERE reopened_from_id = :o "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            {"o": order_id},
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def seed_history(conn: AsyncConnection, project_id: int, now: datetime) -> list[str]:
+    """Orders of last month and the last days of the month before, through the real lifecycle.
+
+    One a day (seeding stays a matter of seconds: tests seed the demo), at office hours or in
+    the evening, each a story of HISTORY_CYCLE (late ones,
+    paused, reappointed, reopened, transferred, cancelled, a matter); plus one received at 23:50
+    on the month before's last day and finished the next day, one done then cancelled, two
+    awaiting their callback and one still unfinished at the end. Steps that would fall after
+    `now` are left out (on the 1st of a month the last orders are still under way). Return the
+    order numbers.
+    """
+    from zoneinfo import ZoneInfo
+
+    from server.domain import stats
+
+    tz = ZoneInfo("Asia/Shanghai")
+    rnd = random.Random(202611)
+    today = now.astimezone(tz).date()
+    month = stats.last_month(today)
+    first = month.start - timedelta(days=8)
+    desk = await _actor(conn, "kefu")
+    night_desk = await _actor(conn, "jiankong")
+    dept = await _actor(conn, "zhixu")
+    water = [await _actor(conn, u) for u in ("shifu1", "shifu2")]
+    build = [await _actor(conn, u) for u in ("shifu3", "shifu4")]
+    rooms = (
+        await conn.execute(
+            text(
+                "SELECT b.code || '-' || r.unit || '-' || r.number, r.owner_name, r.owner_phone "
+                "FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE b.project_id = :p ORDER BY r.id"
+            ),
+            {"p": project_id},
+        )
+    ).all()
+
+    plan: list[tuple[datetime, str]] = []
+    day, i = first, 0
+    while day <= month.end:
+        hour = rnd.choice((8, 9, 10, 10, 11, 14, 15, 16, 19, 21))
+        midnight = datetime.combine(day, datetime.min.time(), tz)
+        plan.append(
+            (
+                midnight + timedelta(hours=hour, minutes=rnd.randint(0, 59)),
+                HISTORY_CYCLE[i % len(HISTORY_CYCLE)],
+            )
+        )
+        day, i = day + timedelta(days=1), i + 1
+    # Month-spanning: 23:50 on the month before's last day, done on the 1st.
+    plan.append((datetime.combine(month.start, datetime.min.time(), tz) - timedelta(minutes=10), "ok"))
+    late = datetime.combine(month.end, datetime.min.time(), tz)
+    plan += [
+        (late - timedelta(days=6, hours=-10), "done_then_cancelled"),
+        (late - timedelta(days=3, hours=-15), "still_unfinished"),
+        (late + timedelta(hours=9, minutes=20), "awaiting_callback"),
+        (late + timedelta(hours=11, minutes=5), "awaiting_callback"),
+    ]
+
+    numbers = []
+    cutoff = now - timedelta(minutes=1)
+    for received, kind in sorted(plan):
+        if received >= cutoff:
+            continue
+        matter = kind == "matter"
+        if matter:
+            cat, summary, content = ("loss", "小区内丢失快递", "放在门口的快递不见了")
+        else:
+            cat, summary, content = rnd.choice(REPAIRS)
+        room, owner, phone = rnd.choice(rooms)
+        local_hour = received.astimezone(tz).hour
+        by = desk if 9 <= local_hour < 17 else night_desk
+        raw = {
+            "project": "DEMO",
+            "kind": "matter" if matter else "repair",
+            "category": cat,
+            "urgency": "normal",
+            "summary": summary,
+            "content": content,
+            "reporter_name": owner,
+            "reporter_phone": phone,
+            "channel": rnd.choice(["phone", "phone", "visit", "online"]),
+            "room": room,
+        }
+        reg = await orders_db.register(conn, validate_intake(raw, now=received), by, received)
+        numbers.append(reg.number)
+        eng, other = rnd.sample(water if cat in WATER else build, 2)
+        who = {"eng": eng, "eng2": other, "desk": desk, "dept": dept}
+        number, version, code = reg.number, reg.version, reg.verification_code
+        for action, minutes, actor, inputs in history_story(kind, rnd, received, now):
+            at = received + timedelta(minutes=minutes)
+            if at >= cutoff:
+                break
+            if action == "arrive":
+                inputs = {**inputs, "code": code}
+            if action == "assign":
+                inputs = {**inputs, "assignee_id": eng.staff_id}
+            row = await orders_db.apply_action(conn, number, action, version, who[actor], inputs, at)
+            version = row["version"]
+            if action == "reopen" and row["status"] == "closed":
+                # 返修 as a new linked rework order (TEAM.md): the story goes on with that one.
+                rework = await _rework_of(conn, row["id"])
+                if rework is None:
+                    break
+                number, version, code = rework
+                numbers.append(number)
+    # Their SMS and notices went out at the time; nothing of the past is left to send.
+    await conn.execute(
+        text(
+            "UPDATE outbox SET state = 'sent', attempts = 1, sent_at = o.received_at FROM orders o "
+            "WHERE outbox.order_id = o.id AND o.number = ANY(CAST(:n AS text[])) AND outbox.state = 'pending'"
+        ),
+        {"n": numbers},
+    )
+    return numbers

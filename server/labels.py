@@ -125,6 +125,7 @@ ACTION_LABELS: dict[str, str] = {
     "alert": N_("Alert opened"),
     "delivered": N_("Delivered"),
     "reminder": N_("Reminder"),
+    "no_contractor": N_("No elevator contractor notified"),
     "slip_returned": N_("Slip returned"),
     "record_agreement": N_("Record fee agreement"),
     "mark_paid": N_("Mark paid"),

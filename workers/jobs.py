@@ -17,7 +17,7 @@ from arq import cron
 from sqlalchemy import text
 
 from server import clock
-from server.channels import LoggingSms, ScreenChannel, WebhookPost, sms_channel, wecom_body
+from server.channels import channel_for
 from server.config import get_settings
 from server.notifier import Notifier
 from server.persistence import breaches, outbox
@@ -43,10 +43,6 @@ async def startup(ctx: dict[str, Any]) -> None:
         notifier.subscribe("clock", clock.on_notify)
         await notifier.start()
         ctx["notifier"] = notifier
-    ctx["channels"] = {
-        "screen": ScreenChannel(),
-        "sms": sms_channel(settings.sms_webhook_url),
-    }
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -62,7 +58,17 @@ async def check_order_deadline(ctx: dict[str, Any], order_id: int) -> int:
     )
     if recorded:
         await _reschedule(ctx, order_id)
+    await _after_commit(ctx, recorded)
     return len(recorded)
+
+
+async def _after_commit(ctx: dict[str, Any], recorded: list[dict[str, Any]]) -> None:
+    """Jobs the breach hooks asked for (a breach alert's next step), now that they committed."""
+    later = [job for r in recorded for job in r.get("post_commit", ())]
+    if later:
+        from workers.alert_jobs import schedule
+
+        await schedule(ctx["redis"], later)
 
 
 async def _reschedule(ctx: dict[str, Any], order_id: int) -> None:
@@ -92,25 +98,19 @@ async def sweep_breaches(ctx: dict[str, Any]) -> int:
     total = 0
     while True:  # drain in batches so a burst never waits for the next tick
         recorded = await breaches.record_due(ctx["engine"], clock.now(), recorded_by="sweep", limit=500)
+        await _after_commit(ctx, recorded)
         total += len(recorded)
         if len(recorded) < 500:
             break
     return total
 
 
-def channel_for(ctx: dict[str, Any], name: str, payload: dict[str, Any]) -> Any:
-    if name == "webhook" and payload.get("url"):
-        return WebhookPost("webhook", payload["url"])
-    if name == "wecom" and payload.get("url"):
-        return WebhookPost("wecom", payload["url"], body=wecom_body)
-    return ctx["channels"].get(name) or LoggingSms()
-
-
 async def _deliver_one(ctx: dict[str, Any], row: dict[str, Any]) -> None:
     payload = row["payload"] or {}
     recipient = {"id": row["recipient_id"], "phone": payload.get("phone")}
     try:
-        result = await channel_for(ctx, row["channel"], payload).deliver(recipient, payload)
+        channel = await channel_for(ctx, {**row, "payload": payload})
+        result = await channel.deliver(recipient, payload)
         outcome, detail = result.outcome, result.detail
     except Exception as e:  # a channel bug is a failed attempt, recorded, not a dead loop
         log.exception("channel %s failed", row["channel"])

@@ -1,22 +1,10 @@
 """Report arithmetic (DOMAIN.md §8): periods, rates from counts, safe division. Pure.
 
-The database counts; this module divides. Every rate is ``None`` when its denominator is
-zero ("no data" on screen, "—" in tables and exports), so an empty month never divides by zero.
-
-Definitions (also shown on the report page):
-
-- Orders belong to a period by ``received_at`` in the project's own time zone; cancelled
-  orders are left out of every count and denominator (a cancellation is not service given).
-- 及时率 timeliness = timely / timed: *timed* orders had at least one arrival or completion
-  clock; *timely* ones had none of those clocks breached (recorded, judged late when
-  stopped, or still running past its deadline). A reopened order's later runs count too.
-- 完成率 completion = done / received; *done* = reached done at some point (``finished_at``).
-- 回访率 callback = called back / done.
-- 满意率 satisfaction = (满意 + 基本满意) / rated; 满意 only where the project's
-  ``count_fairly_satisfied`` is off.
-- 返修率 rework = reopened / done; *reopened* = the order was reopened (``reopen_count > 0``);
-  the lifecycle reopens the same order, so the original is the one counted.
-- 一次修复率 first-time fix = done, never unfinished and never reopened / done.
+The database counts (sql/queries/report_orders.sql holds each definition once, for the report,
+its exports and the wall board's panel); this module divides, and words the definitions the page
+shows (DEFINITIONS, NOTES: the same rules as the SQL, sentence by sentence). Every rate is
+``None`` when its denominator is zero ("no data" on screen, "—" in tables and exports), so an
+empty month never divides by zero.
 """
 
 from __future__ import annotations
@@ -28,11 +16,78 @@ from datetime import date, timedelta
 from server.domain.messages import N_, DomainError
 
 MAX_DAYS = 731  # "at most two years", leap day included
+# Reports cover these years: anything outside is a typo, and would overflow date arithmetic.
+MIN_YEAR, MAX_YEAR = 2000, 2100
 # Completion time histogram edges in hours: <1, 1–4, 4–8, 8–24, 24–72, ≥72.
 HISTOGRAM_EDGES_HOURS: tuple[int, ...] = (1, 4, 8, 24, 72)
 
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+_FOCUS = re.compile(r"(team|engineer):([0-9]{1,9})")
+
+# (attribute of Rates, name, definition) in the order the page shows them; worded from the SQL.
+DEFINITIONS: list[tuple[str, str, str]] = [
+    (
+        "timeliness",
+        N_("Timeliness rate"),
+        N_(
+            "Orders whose arrival and completion clocks were all met / orders whose clocks are decided "
+            "(all met, or one missed). A clock is missed when its breach was recorded, it stopped late, "
+            "it is running (or was cancelled) past its deadline, or it was paused after it. Orders whose clocks "
+            "are still running or paused in time are pending and left out of both numbers. A clock cancelled "
+            "in time (a transfer, a cancellation) is left out; a later run (a new appointment, a reopening) "
+            "counts too."
+        ),
+    ),
+    ("completion", N_("Completion rate"), N_("Orders done (at some point) / orders received.")),
+    ("callback", N_("Callback rate"), N_("Done orders called back / done orders.")),
+    (
+        "satisfaction",
+        N_("Satisfaction rate"),
+        N_(
+            "(Satisfied + fairly satisfied) / rated callbacks of done orders; satisfied only in projects "
+            "that do not count “fairly satisfied”."
+        ),
+    ),
+    ("rework", N_("Rework rate"), N_("Done orders that were reopened (返修) / done orders.")),
+    (
+        "first_fix",
+        N_("First-time fix rate"),
+        N_("Done orders never reported unfinished and never reopened / done orders."),
+    ),
+]
+# The seeds' targets: every done order called back; at least 90 % satisfied.
+TARGETS: dict[str, float] = {"callback": 1.0, "satisfaction": 0.9}
+# How orders are counted at all; shown with the definitions.
+NOTES: list[tuple[str, str]] = [
+    (
+        N_("Period"),
+        N_(
+            "Orders count in the period by the time they were received, in the project's time zone. "
+            "An order cancelled without being done is left out of every figure; one cancelled after it "
+            "was done still counts as done."
+        ),
+    ),
+    (
+        N_("Team"),
+        N_("An order's team is the team it was transferred to, otherwise the team of its engineer."),
+    ),
+    (
+        N_("Times"),
+        N_(
+            "Response: received → first accepted; arrival: received → first on site (later re-dispatches "
+            "do not reset them); completion: received → done. Median and 90th percentile."
+        ),
+    ),
+    (
+        N_("Unfinished over 24 h"),
+        N_(
+            "Orders, whenever received (those carried over from before the period included), that at the "
+            "end of the period (now, while it runs) had been received more than 24 h earlier and were "
+            "neither done nor cancelled, as on the wall board."
+        ),
+    ),
+]
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -55,8 +110,9 @@ class Counts:
 
     received: int = 0
     done: int = 0
-    timed: int = 0
-    timely: int = 0
+    timed: int = 0  # orders whose arrival/completion clocks are decided: all met, or one missed
+    timely: int = 0  # all met
+    timing_pending: int = 0  # orders whose arrival/completion clocks are still undecided
     called_back: int = 0
     rated: int = 0
     satisfied: int = 0
@@ -154,11 +210,23 @@ def this_month(today: date) -> Period:
     return Period(today.replace(day=1), today)
 
 
+def _in_range(year: int, field: str) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise DomainError(
+            "invalid",
+            N_("Reports cover the years %(min)s to %(max)s"),
+            field=field,
+            min=MIN_YEAR,
+            max=MAX_YEAR,
+        )
+
+
 def _parse_day(value: str, field: str) -> date:
-    value = value.strip()
+    """The whole value must be YYYY-MM-DD (nothing before or after), a real day in range."""
+    if not _DAY.fullmatch(value):
+        raise DomainError("invalid", N_("Invalid date: use the form YYYY-MM-DD"), field=field)
+    _in_range(int(value[:4]), field)
     try:
-        if not _DAY.match(value):
-            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise DomainError("invalid", N_("Invalid date: use the form YYYY-MM-DD"), field=field) from None
@@ -167,9 +235,11 @@ def _parse_day(value: str, field: str) -> date:
 def parse_period(month: str | None, start: str | None, end: str | None, today: date) -> Period:
     """Return the period a report asks for: a start–end range, a month, or last month.
 
-    1. A start or an end date asks for a range: both are required, start ≤ end, ≤ 2 years.
-    2. Otherwise a month "YYYY-MM".
+    1. A start or an end date asks for a range: both are required, start ≤ end, ≤ 2 years
+       (MAX_DAYS days, both ends included), years MIN_YEAR–MAX_YEAR.
+    2. Otherwise a month "YYYY-MM" in those years.
     3. Otherwise the month before today's.
+    Values are taken whole (surrounding blanks aside): "2025-05-01junk" is refused, not cut.
     """
     start, end, month = (start or "").strip(), (end or "").strip(), (month or "").strip()
     if start or end:
@@ -184,16 +254,22 @@ def parse_period(month: str | None, start: str | None, end: str | None, today: d
             raise DomainError("invalid", N_("A report covers at most two years"), field="end")
         return Period(d0, d1)
     if month:
-        try:
-            if not _MONTH.match(month):
-                raise ValueError(month)
-            y, m = int(month[:4]), int(month[5:])
-            if not (1 <= m <= 12 and 1 <= y <= 9998):
-                raise ValueError(month)
-        except ValueError:
-            raise DomainError("invalid", N_("Invalid month: use the form YYYY-MM"), field="month") from None
-        return month_period(y, m)
+        if not _MONTH.fullmatch(month) or not 1 <= int(month[5:]) <= 12:
+            raise DomainError("invalid", N_("Invalid month: use the form YYYY-MM"), field="month")
+        _in_range(int(month[:4]), "month")
+        return month_period(int(month[:4]), int(month[5:]))
     return last_month(today)
+
+
+def parse_focus(value: str | None) -> tuple[str, int] | None:
+    """Return ("team" | "engineer", id) from "team:3" / "engineer:12", None when empty."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    m = _FOCUS.fullmatch(value)
+    if not m:
+        raise DomainError("invalid", N_("Choose a team or an engineer from the list"), field="focus")
+    return m.group(1), int(m.group(2))
 
 
 # ---- distributions ------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 1. An alert opens inside the transaction that caused it (registration, breach) with its
    escalation chain frozen into alerts.chain (concrete people from the rota at that moment).
-   Step 0 pages at once, in the same transaction, through the outbox.
+   Step 0 pages at once, in the same transaction, through the outbox; the next step's job is
+   returned to the caller, who enqueues it after the commit.
 2. Later steps run from an arq job deferred to next_step_at, or from the sweep. Either claims
    the step by a conditional update on (id, next_step_index, step_token); the loser does nothing.
 3. Acknowledging or resolving replaces step_token, so every queued step becomes a no-op.
-4. Every page, delivery outcome, acknowledgement and resolution goes into alert_events and the
-   order's timeline (order_events).
+4. Every page, delivery outcome, acknowledgement, reminder and resolution goes into
+   alert_events and the order's timeline (order_events).
+5. On-screen deliveries: see server/channels (delivered when the recipient's screen fetched
+   the alert: `mark_seen`).
 """
 
 from __future__ import annotations
@@ -24,38 +27,33 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.channels import SCREEN_GRACE
+from server.domain import alert_setup as setup_rules
 from server.domain import clock_plan
 from server.domain import escalation as esc
-from server.domain.messages import N_, DomainError
+from server.domain.messages import N_, DomainError, ValidationErrors
 from server.domain.vocab import ClockKind, Role, Status
 from server.i18n import gettext, use_locale
+from server.persistence import alert_setup, outbox
 from server.persistence import breaches as breaches_db
 from server.persistence import clocks as clocks_db
 from server.persistence import oncall as oncall_db
 from server.persistence import orders as orders_db
-from server.persistence import outbox
 from server.persistence.orders import ActorInfo, add_event
 
 log = logging.getLogger("baoxiu.alerts")
 
 SYSTEM = ActorInfo(staff_id=None, name="系统", role=None)
 ACK_ROLES = frozenset({Role.ENGINEER, Role.SUPERVISOR, Role.MONITOR, Role.DISPATCHER, Role.MANAGER})
-KINDS = ("entrapment", "emergency", "breach")
+RESOLVE_ROLES = frozenset({Role.SUPERVISOR, Role.MANAGER})
+KINDS = esc.ALERT_KINDS
 STATES = ("triggered", "acknowledged", "resolved")
+# The auditor flags a triggered alert whose next step is overdue by more than this.
 STUCK_AFTER = timedelta(minutes=1)
-REMIND_AFTER_MINUTES = 30  # acknowledged but not resolved: remind once  # a step overdue by more than this is flagged by the auditor
 TOPIC = "alert"
 
-# Breaches of these clocks on emergency (or entrapment) orders open a "breach" alert.
-BREACH_ALERT_CLOCKS = frozenset({ClockKind.ACK, ClockKind.ARRIVAL, ClockKind.COMPLETION})
-# The order step that ends the incident an alert is about.
-RESOLVED_BY_ARRIVAL = frozenset(
-    {Status.ON_SITE, Status.DONE, Status.CALLBACK, Status.CLOSED, Status.CANCELLED}
-)
-RESOLVED_BY_FINISH = frozenset({Status.DONE, Status.CALLBACK, Status.CLOSED, Status.CANCELLED})
-
-# Set by the IoT webhook around orders.register so the registration hook links the elevator.
-_ELEVATOR: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar("elevator", default=None)
+# The elevator an order being registered is about (desk choice or IoT box), by its code.
+_ELEVATOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("elevator", default=None)
 
 
 @dataclass(frozen=True)
@@ -89,9 +87,13 @@ def _zh(msgid: str, **params: Any) -> str:
 
 
 @contextlib.contextmanager
-def from_elevator(elevator: Mapping[str, Any]) -> Iterator[None]:
-    """Context: the order being registered comes from this elevator (IoT webhook)."""
-    token = _ELEVATOR.set(elevator)
+def for_elevator(code: Any) -> Iterator[None]:
+    """Context: the order registered inside is about this elevator (its code; None: unknown).
+
+    A malformed code raises ValidationErrors (field "elevator"); one unknown in the order's
+    project is refused by the registration hook, inside the transaction (nothing is saved).
+    """
+    token = _ELEVATOR.set(setup_rules.parse_elevator_choice(code))
     try:
         yield
     finally:
@@ -101,33 +103,16 @@ def from_elevator(elevator: Mapping[str, Any]) -> Iterator[None]:
 # ---- the frozen chain ----------------------------------------------------------------------
 
 
-async def chain_steps_for(conn: AsyncConnection, project_id: int, kind: str) -> list[esc.ChainStep]:
-    """The project's configured chain for this kind, else the all-projects row, else DEFAULT_CHAIN."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT steps FROM escalation_chains WHERE (project_id = :p OR project_id IS NULL) "
-                "AND alert_kind = :k ORDER BY project_id NULLS LAST LIMIT 1"
-            ),
-            {"p": project_id, "k": kind},
-        )
-    ).scalar()
-    steps = _json(row) if row is not None else None
-    if not steps:
-        return list(esc.DEFAULT_CHAIN)
-    return [esc.ChainStep(str(s["target"]), int(s["wait_after_minutes"])) for s in steps]
-
-
 async def freeze(conn: AsyncConnection, project_id: int, kind: str, now: datetime) -> dict[str, Any]:
     """The chain with concrete recipients (who is on call now), as stored in alerts.chain.
 
     Names are frozen with the ids so the board and /alerts show who was paged without a join.
     """
-    steps = await chain_steps_for(conn, project_id, kind)
+    config = await alert_setup.chain_for(conn, project_id, kind)
     shift = await oncall_db.shift_at(conn, project_id, now)
     supervisors = [p["id"] for p in await _people(conn, project_id, "supervisor")]
     managers = [p["id"] for p in await _people(conn, project_id, "manager")]
-    frozen = esc.freeze_chain(steps, shift, supervisors, managers)
+    frozen = esc.freeze_chain(config.steps, shift, supervisors, managers)
     ids = sorted({i for f in frozen for i in f.recipients})
     names = (
         dict(
@@ -142,29 +127,9 @@ async def freeze(conn: AsyncConnection, project_id: int, kind: str, now: datetim
     )
     return {
         "shift_id": shift.id if shift else None,
-        "steps": [
-            {
-                "target": f.target,
-                "wait_after_minutes": f.wait_after_minutes,
-                "recipients": [{"id": i, "name": names.get(i, str(i))} for i in f.recipients],
-            }
-            for f in frozen
-        ],
+        "remind_after_minutes": config.remind_after_minutes,
+        "steps": esc.frozen_json(frozen, names),
     }
-
-
-def frozen_steps(chain: Mapping[str, Any] | list[Any] | None) -> tuple[esc.FrozenStep, ...]:
-    """The frozen chain as steps; tolerant of older or hand-made shapes (a bare list, missing keys)."""
-    steps = chain.get("steps") if isinstance(chain, Mapping) else chain
-    out = []
-    for s in steps or []:
-        if not isinstance(s, Mapping):
-            continue
-        people = [r["id"] for r in s.get("recipients") or [] if isinstance(r, Mapping) and "id" in r]
-        out.append(
-            esc.FrozenStep(str(s.get("target", "")), tuple(people), int(s.get("wait_after_minutes") or 1))
-        )
-    return tuple(out)
 
 
 async def _people(conn: AsyncConnection, project_id: int, role: str) -> list[dict[str, Any]]:
@@ -184,6 +149,29 @@ async def _people(conn: AsyncConnection, project_id: int, role: str) -> list[dic
     return [dict(r) for r in rows]
 
 
+async def _supervisors_of(conn: AsyncConnection, alert: Mapping[str, Any]) -> list[int]:
+    """The supervisor(s) the frozen chain names, else the project's supervisors."""
+    frozen = [i for s in esc.read_frozen(alert["chain"]) if s.target == "supervisor" for i in s.recipients]
+    return frozen or [p["id"] for p in await _people(conn, alert["project_id"], "supervisor")]
+
+
+async def _phones(conn: AsyncConnection, ids: list[int]) -> dict[int, str]:
+    """Phones are read when paging (a corrected number counts); who is paged was frozen."""
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        text("SELECT id, phone FROM staff WHERE id = ANY(:ids) AND phone IS NOT NULL"), {"ids": ids}
+    )
+    return {i: p for i, p in rows.all() if p}
+
+
+async def _names(conn: AsyncConnection, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await conn.execute(text("SELECT id, display_name FROM staff WHERE id = ANY(:ids)"), {"ids": ids})
+    return dict(rows.all())
+
+
 # ---- opening -------------------------------------------------------------------------------
 
 
@@ -193,7 +181,7 @@ async def _order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
             await conn.execute(
                 text(
                     "SELECT o.id, o.number, o.project_id, o.kind, o.urgency, o.status, o.location, o.summary, "
-                    "o.assignee_id, o.elevator_id, p.name AS project_name FROM orders o "
+                    "o.assignee_id, o.elevator_id, p.name AS project_name, p.code AS project_code FROM orders o "
                     "JOIN projects p ON p.id = o.project_id WHERE o.id = :o"
                 ),
                 {"o": order_id},
@@ -232,6 +220,18 @@ def _page_text(alert: Mapping[str, Any], order: Mapping[str, Any] | None) -> str
             location=order["location"] if order else "",
         )
     return _zh(N_("[Alert] %(title)s %(number)s: please acknowledge"), title=alert["title"], number=number)
+
+
+def _facts(alert: Mapping[str, Any], order: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What every delivery of the alert carries: no person's phone, no customer data."""
+    return {
+        "alert": alert["id"],
+        "kind": alert["kind"],
+        "title": alert["title"],
+        "number": order["number"] if order else None,
+        "project": order["project_code"] if order else None,
+        "location": order["location"] if order else None,
+    }
 
 
 async def open_alert(
@@ -288,38 +288,37 @@ async def open_alert(
         {"alert_id": alert["id"], "kind": kind, "title": title},
     )
     if kind == "entrapment":
-        await _notify_contractor(conn, alert, order, now)
+        await _notify_contractors(conn, alert, order, now)
     return await _fire_due(conn, alert, order, now, via="start")
 
 
-async def _notify_contractor(
+async def _notify_contractors(
     conn: AsyncConnection, alert: Mapping[str, Any], order: Mapping[str, Any], now: datetime
 ) -> None:
-    """The elevator maintenance contractor hears at once: its webhook, else SMS to its phone."""
+    """The elevator's maintenance contractor hears at once (its webhook, else SMS); with no
+    elevator known, every contractor of the project; with none to reach, the timeline says so
+    and the supervisor is told to call one."""
     elevator = None
-    if order.get("elevator_id"):
+    if order["elevator_id"]:
         elevator = (
-            (await conn.execute(text("SELECT * FROM elevators WHERE id = :e"), {"e": order["elevator_id"]}))
-            .mappings()
-            .first()
-        )
-    else:
-        # Registered by hand: when the project's elevators have one contractor, that one.
-        rows = (
             (
                 await conn.execute(
-                    text(
-                        "SELECT DISTINCT contractor_name, contractor_phone, contractor_webhook FROM elevators "
-                        "WHERE project_id = :p AND (contractor_phone <> '' OR contractor_webhook <> '')"
-                    ),
-                    {"p": order["project_id"]},
+                    text("SELECT id, code, contractor_id FROM elevators WHERE id = :e"),
+                    {"e": order["elevator_id"]},
                 )
             )
             .mappings()
-            .all()
+            .first()
         )
-        elevator = rows[0] if len(rows) == 1 else None
-    if elevator is None:
+    known = [
+        setup_rules.Contractor(c["id"], c["name"], c["phone"], c["webhook"])
+        for c in await alert_setup.contractors_of(conn, order["project_id"], active_only=True)
+    ]
+    targets = setup_rules.contractors_to_notify(
+        elevator["contractor_id"] if elevator else None, elevator is not None, known
+    )
+    if not targets:
+        await _no_contractor(conn, alert, order, elevator, now)
         return
     msg = _zh(
         N_("Elevator entrapment at %(project)s %(location)s (order %(number)s): send your rescue team now"),
@@ -327,32 +326,37 @@ async def _notify_contractor(
         location=order["location"],
         number=order["number"],
     )
-    if elevator["contractor_webhook"]:
-        channel, payload = "webhook", {"url": elevator["contractor_webhook"]}
-    elif elevator["contractor_phone"]:
-        channel, payload = "sms", {"phone": elevator["contractor_phone"]}
-    else:
-        return
-    payload.update(
-        {
+    gateway = await alert_setup.sms_gateway_id(conn, order["project_id"])
+    channels = []
+    for c in targets:
+        channel = c.channel
+        assert channel is not None
+        payload: dict[str, Any] = {
+            **_facts(alert, order),
             "text": msg,
-            "alert": alert["id"],
             "step": 0,
-            "number": order["number"],
-            "recipient": elevator["contractor_name"] or "contractor",
-            "kind": alert["kind"],
+            "round": 1,
+            "purpose": "contractor",
+            "recipient": c.name,
         }
-    )
-    await outbox.enqueue(
-        conn,
-        dedupe_key=esc.dedupe_key(alert["id"], 0, "contractor", channel),
-        topic=TOPIC,
-        channel=channel,
-        project_id=order["project_id"],
-        order_id=order["id"],
-        alert_id=alert["id"],
-        payload=payload,
-    )
+        if channel == "webhook":
+            payload["contractor_id"] = c.id
+        else:
+            payload["phone"] = c.phone
+            if gateway is not None:
+                payload["channel_id"] = gateway
+        await outbox.enqueue(
+            conn,
+            dedupe_key=esc.dedupe_key(alert["id"], 0, f"contractor-{c.id}", channel),
+            topic=TOPIC,
+            channel=channel,
+            project_id=order["project_id"],
+            order_id=order["id"],
+            alert_id=alert["id"],
+            payload=payload,
+            now=now,
+        )
+        channels.append(channel)
     await add_event(
         conn,
         order["id"],
@@ -365,30 +369,87 @@ async def _notify_contractor(
         {
             "alert_id": alert["id"],
             "step": 0,
-            "recipients": [elevator["contractor_name"] or "contractor"],
-            "channels": [channel],
+            "recipients": [c.name for c in targets],
+            "channels": sorted(set(channels)),
             "contractor": True,
+            "elevator": elevator["code"] if elevator else None,
         },
     )
 
 
-# ---- stepping ------------------------------------------------------------------------------
-
-
-async def _group_channels(conn: AsyncConnection, project_id: int) -> list[dict[str, Any]]:
-    rows = (
-        (
-            await conn.execute(
-                text(
-                    "SELECT id, channel, url, name FROM alert_channels WHERE project_id = :p AND active ORDER BY id"
-                ),
-                {"p": project_id},
-            )
-        )
-        .mappings()
-        .all()
+async def _no_contractor(
+    conn: AsyncConnection,
+    alert: Mapping[str, Any],
+    order: Mapping[str, Any],
+    elevator: Mapping[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Nobody to notify: never silent. The timeline records it; the supervisors are told."""
+    details = {"alert_id": alert["id"], "elevator": elevator["code"] if elevator else None}
+    log.warning("alert %s: no elevator contractor to notify (elevator %s)", alert["id"], details["elevator"])
+    await _alert_event(conn, alert["id"], now, None, "no_contractor", details)
+    await add_event(
+        conn, order["id"], now, SYSTEM, "no_contractor", order["status"], order["status"], None, details
     )
-    return [dict(r) for r in rows]
+    msg = _zh(
+        N_(
+            "%(number)s %(location)s: no elevator contractor could be notified; call the maintenance company now"
+        ),
+        number=order["number"],
+        location=order["location"],
+    )
+    people = await _supervisors_of(conn, alert)
+    await _queue_personal(
+        conn,
+        alert,
+        order,
+        people,
+        {"text": msg, "step": 0, "round": 1, "purpose": "no_contractor"},
+        "nc",
+        now,
+    )
+
+
+async def _queue_personal(
+    conn: AsyncConnection,
+    alert: Mapping[str, Any],
+    order: Mapping[str, Any] | None,
+    people: list[int],
+    payload: dict[str, Any],
+    key: str | int,
+    now: datetime,
+) -> set[str]:
+    """Screen and (with a phone) SMS to each person; return the channels used.
+
+    SMS go through the project's SMS gateway when it has one (server/channels)."""
+    phones = await _phones(conn, people)
+    names = await _names(conn, people)
+    gateway = await alert_setup.sms_gateway_id(conn, alert["project_id"])
+    via = {"channel_id": gateway} if gateway is not None else {}
+    used: set[str] = set()
+    for staff_id in people:
+        targets: list[tuple[str, dict[str, Any], datetime]] = [("screen", {}, now + SCREEN_GRACE)]
+        if phones.get(staff_id):
+            targets.append(("sms", {"phone": phones[staff_id], **via}, now))
+        for channel, extra, available in targets:
+            used.add(channel)
+            await outbox.enqueue(
+                conn,
+                dedupe_key=esc.dedupe_key(alert["id"], key, staff_id, channel),
+                topic=TOPIC,
+                channel=channel,
+                project_id=alert["project_id"],
+                order_id=alert["order_id"],
+                recipient_id=staff_id,
+                alert_id=alert["id"],
+                payload={**_facts(alert, order), **payload, **extra, "recipient": names.get(staff_id, "")},
+                now=now,
+                available_at=available,
+            )
+    return used
+
+
+# ---- stepping ------------------------------------------------------------------------------
 
 
 async def _page(
@@ -400,48 +461,12 @@ async def _page(
     via: str,
 ) -> None:
     """Queue the deliveries of one step: screen and SMS to each person, then the group channels."""
-    chain_steps = alert["chain"]["steps"]
-    step = chain_steps[index % len(chain_steps)]
-    people = step.get("recipients") or []
-    # Phones are read now (a corrected number counts); who is paged was frozen at the start.
-    phones = (
-        dict(
-            (
-                await conn.execute(
-                    text("SELECT id, phone FROM staff WHERE id = ANY(:ids)"),
-                    {"ids": [p["id"] for p in people]},
-                )
-            ).all()
-        )
-        if people
-        else {}
-    )
-    base = {
-        "text": _page_text(alert, order),
-        "alert": alert["id"],
-        "step": index,
-        "kind": alert["kind"],
-        "number": order["number"] if order else None,
-    }
-    channels_used: set[str] = set()
-    for person in people:
-        targets: list[tuple[str, dict[str, Any]]] = [("screen", {})]
-        if phones.get(person["id"]):
-            targets.append(("sms", {"phone": phones[person["id"]]}))
-        for channel, extra in targets:
-            channels_used.add(channel)
-            await outbox.enqueue(
-                conn,
-                dedupe_key=esc.dedupe_key(alert["id"], index, person["id"], channel),
-                topic=TOPIC,
-                channel=channel,
-                project_id=alert["project_id"],
-                order_id=alert["order_id"],
-                recipient_id=person["id"],
-                alert_id=alert["id"],
-                payload={**base, **extra, "recipient": person["name"]},
-            )
-    for group in await _group_channels(conn, alert["project_id"]):
+    chain = esc.read_frozen(alert["chain"])
+    step = esc.step_of(chain, index)
+    pos = esc.position(len(chain), index)
+    base = {"text": _page_text(alert, order), "step": index, "round": pos.round, "purpose": "step"}
+    channels_used = await _queue_personal(conn, alert, order, list(step.recipients), base, index, now)
+    for group in await alert_setup.group_channels(conn, alert["project_id"]):
         channels_used.add(group["channel"])
         await outbox.enqueue(
             conn,
@@ -452,22 +477,26 @@ async def _page(
             order_id=alert["order_id"],
             alert_id=alert["id"],
             payload={
+                **_facts(alert, order),
                 **base,
-                "url": group["url"],
+                "channel_id": group["id"],
                 "recipient": group["name"] or group["channel"],
-                "phone": next((phones[p["id"]] for p in people if phones.get(p["id"])), None),
+                "paged": list(step.names),
             },
+            now=now,
         )
-    details = {
+    details: dict[str, Any] = {
         "step": index,
-        "target": step["target"],
-        "recipients": [p["name"] for p in people],
+        "step_in_chain": pos.step,
+        "round": pos.round,
+        "target": step.target,
+        "recipients": list(step.names),
         "channels": sorted(channels_used),
         "via": via,
     }
-    if not people:
+    if not step.recipients:
         details["nobody"] = True  # a rota gap: flagged; the next step still follows on time
-        log.warning("alert %s step %s (%s): nobody to page", alert["id"], index, step["target"])
+        log.warning("alert %s step %s (%s): nobody to page", alert["id"], index, step.target)
     await _alert_event(conn, alert["id"], now, None, "step", details)
     if order is not None:
         await add_event(
@@ -487,7 +516,7 @@ async def _fire_due(
     conn: AsyncConnection, alert: dict[str, Any], order: Mapping[str, Any] | None, now: datetime, via: str
 ) -> Scheduled | None:
     """Claim every step due now (conditional update on index and token), page them, return the next job."""
-    frozen = frozen_steps(alert["chain"])
+    frozen = esc.read_frozen(alert["chain"])
     if not frozen:
         return None
     start = alert["next_step_index"]
@@ -602,27 +631,41 @@ async def get(conn: AsyncConnection, alert_id: int) -> dict[str, Any] | None:
     return out
 
 
-async def acknowledge(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: datetime) -> AckResult:
-    """Acknowledge a triggered alert (idempotent); raise DomainError when unknown, forbidden or over."""
+async def _visible(
+    conn: AsyncConnection, alert_id: int, actor: ActorInfo, roles: frozenset[Role]
+) -> dict[str, Any]:
     current = await get(conn, alert_id)
     if current is None or (actor.staff_id is not None and current["project_id"] not in actor.project_ids):
         raise DomainError("not_found", N_("No such alert"))
-    if actor.role not in ACK_ROLES:
+    if actor.role not in roles:
         raise DomainError("forbidden", N_("You are not allowed to do this"))
     if current["order_id"]:
         # Lock order before alert, as a lifecycle step (cancel, arrive → resolve) does: no deadlock.
         await conn.execute(
             text("SELECT 1 FROM orders WHERE id = :o FOR NO KEY UPDATE"), {"o": current["order_id"]}
         )
+    return current
+
+
+async def acknowledge(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: datetime) -> AckResult:
+    """Acknowledge a triggered alert (idempotent); raise DomainError when unknown, forbidden or over."""
+    current = await _visible(conn, alert_id, actor, ACK_ROLES)
+    remind = esc.remind_at(now, esc.frozen_remind_after(current["chain"]))
     row = (
         (
             await conn.execute(
                 text(
                     "UPDATE alerts SET state = 'acknowledged', acknowledged_at = :now, acknowledged_by = :s, "
-                    "step_token = :t, next_step_at = NULL, stuck_since = NULL, version = version + 1 "
-                    "WHERE id = :id AND state = 'triggered' RETURNING *"
+                    "step_token = :t, next_step_at = NULL, stuck_since = NULL, remind_at = :remind, "
+                    "version = version + 1 WHERE id = :id AND state = 'triggered' RETURNING *"
                 ),
-                {"now": now, "s": actor.staff_id, "t": esc.new_step_token(), "id": alert_id},
+                {
+                    "now": now,
+                    "s": actor.staff_id,
+                    "t": esc.new_step_token(),
+                    "id": alert_id,
+                    "remind": remind,
+                },
             )
         )
         .mappings()
@@ -660,8 +703,23 @@ async def acknowledge(conn: AsyncConnection, alert_id: int, actor: ActorInfo, no
     return AckResult(alert, True)
 
 
-async def resolve(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: datetime, reason: str) -> bool:
-    """Resolve an open alert; False when it was resolved already."""
+async def resolve(
+    conn: AsyncConnection,
+    alert_id: int,
+    actor: ActorInfo,
+    now: datetime,
+    reason: str,
+    *,
+    by_hand: bool = False,
+) -> bool:
+    """Resolve an open alert; False when it was resolved already.
+
+    `by_hand`: a supervisor or manager ends it with a reason (checked here); otherwise the
+    order moving on did (the caller holds the order's lock already).
+    """
+    if by_hand:
+        reason = esc.validate_resolve_reason(reason)
+        await _visible(conn, alert_id, actor, RESOLVE_ROLES)
     row = (
         (
             await conn.execute(
@@ -678,7 +736,11 @@ async def resolve(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: d
     )
     if row is None:
         return False
-    details = {"reason": reason, "seconds_open": int((now - row["started_at"]).total_seconds())}
+    details = {
+        "reason": reason,
+        "seconds_open": int((now - row["started_at"]).total_seconds()),
+        "by_hand": by_hand,
+    }
     await _alert_event(conn, alert_id, now, actor.staff_id, "resolved", details)
     if row["order_id"]:
         order = await _order(conn, row["order_id"])
@@ -690,8 +752,11 @@ async def resolve(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: d
             "resolve",
             order["status"],
             order["status"],
-            None,
+            reason if by_hand else None,
             {"alert_id": alert_id, "kind": row["kind"], **details},
+        )
+        await conn.execute(
+            text("UPDATE orders SET updated_at = :now WHERE id = :o"), {"now": now, "o": order["id"]}
         )
     return True
 
@@ -700,13 +765,21 @@ async def resolve(conn: AsyncConnection, alert_id: int, actor: ActorInfo, now: d
 
 
 async def on_registered(conn: AsyncConnection, reg: orders_db.Registered, now: datetime) -> None:
-    """Entrapment and emergency orders open their alert at once (REGISTRATION_HOOKS)."""
-    elevator = _ELEVATOR.get()
-    if reg.kind == "entrapment" and elevator is not None and elevator["project_id"] == reg.project_id:
-        location = elevator.get("location") or elevator["name"]
+    """Link the elevator named (desk or IoT); entrapment and emergency orders open their alert
+    at once (REGISTRATION_HOOKS)."""
+    code = _ELEVATOR.get()
+    if code is not None:
+        elevator = await alert_setup.elevator_by_code(conn, code)
+        if elevator is None or elevator["project_id"] != reg.project_id:
+            raise ValidationErrors({"elevator": (N_("Unknown elevator %(code)s"), {"code": code})})
+        where = f"{elevator['building_name'] or ''}{elevator['name']}"
+        # The elevator says where better than the generic "电梯" of an entrapment without a place.
         await conn.execute(
-            text("UPDATE orders SET elevator_id = :e, location = :loc WHERE id = :o"),
-            {"e": elevator["id"], "loc": location[:100], "o": reg.id},
+            text(
+                "UPDATE orders SET elevator_id = :e, location = CASE WHEN location IN ('电梯', '—') "
+                "THEN :loc ELSE location END WHERE id = :o"
+            ),
+            {"e": elevator["id"], "loc": where[:100], "o": reg.id},
         )
     urgency = (await conn.execute(text("SELECT urgency FROM orders WHERE id = :o"), {"o": reg.id})).scalar()
     if reg.kind == "entrapment":
@@ -723,10 +796,8 @@ async def on_registered(conn: AsyncConnection, reg: orders_db.Registered, now: d
 async def on_transition(
     conn: AsyncConnection, order: Mapping[str, Any], transition: Any, actor: ActorInfo, now: datetime
 ) -> None:
-    """The order reaching the site (or the end) resolves its alerts (TRANSITION_HOOKS)."""
-    to = Status(transition.to_status)
-    if to not in RESOLVED_BY_ARRIVAL:
-        return
+    """The order reaching the site (or the end) resolves the alerts it ends (TRANSITION_HOOKS)."""
+    to = Status(transition.to_status).value
     rows = (
         (
             await conn.execute(
@@ -740,22 +811,18 @@ async def on_transition(
         .all()
     )
     for r in rows:
-        finishing_only = r["kind"] == "breach" and r["clock"] == ClockKind.COMPLETION.value
-        if finishing_only and to not in RESOLVED_BY_FINISH:
-            continue
-        await resolve(conn, r["id"], actor, now, reason=f"order {to.value}")
+        if esc.resolved_by(r["kind"], r["clock"], to):
+            await resolve(conn, r["id"], actor, now, reason=f"order {to}")
 
 
 async def on_breach(
     conn: AsyncConnection, c: Mapping[str, Any], order: Mapping[str, Any], now: datetime
-) -> None:
-    """A missed ack / arrival / completion deadline of an urgent order opens a breach alert (BREACH_HOOKS).
+) -> Scheduled | None:
+    """A missed deadline the policy names opens a breach alert (BREACH_HOOKS); return its next
+    step's job for the caller to enqueue after commit.
 
     Not while an alert of the order is still escalating: that one already pages people.
     """
-    kind = ClockKind(c["kind"])
-    if kind not in BREACH_ALERT_CLOCKS:
-        return
     info = (
         (
             await conn.execute(
@@ -769,9 +836,10 @@ async def on_breach(
         .mappings()
         .one()
     )
-    if info["escalating"] or (info["urgency"] != "emergency" and info["kind"] != "entrapment"):
-        return
-    await open_alert(conn, order["id"], "breach", now, clock=kind.value)
+    clock = str(c["kind"])
+    if info["escalating"] or not esc.BREACH_ALERTS.opens_alert(clock, info["kind"], info["urgency"]):
+        return None
+    return await open_alert(conn, order["id"], "breach", now, clock=clock)
 
 
 def _register_hooks() -> None:
@@ -811,7 +879,8 @@ async def audit(engine: AsyncEngine, now: datetime) -> list[int]:
 
 
 async def remind(engine: AsyncEngine, now: datetime) -> list[int]:
-    """Acknowledged but not resolved in time: remind the acknowledger and the supervisors, once."""
+    """Acknowledged but not resolved by remind_at: remind the acknowledger (SMS and their
+    screen) and the supervisor, once."""
     sent: list[int] = []
     async with engine.begin() as conn:
         rows = (
@@ -819,8 +888,9 @@ async def remind(engine: AsyncEngine, now: datetime) -> list[int]:
                 await conn.execute(
                     text(
                         "SELECT * FROM alerts WHERE state = 'acknowledged' AND reminded_at IS NULL "
-                        "ORDER BY acknowledged_at LIMIT 100 FOR UPDATE SKIP LOCKED"
-                    )
+                        "AND remind_at <= :now ORDER BY remind_at LIMIT 100 FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"now": now},
                 )
             )
             .mappings()
@@ -829,8 +899,6 @@ async def remind(engine: AsyncEngine, now: datetime) -> list[int]:
         for r in rows:
             alert = dict(r)
             alert["chain"] = _json(alert["chain"])
-            if not esc.reminder_due(alert["acknowledged_at"], now, REMIND_AFTER_MINUTES):
-                continue
             await conn.execute(
                 text("UPDATE alerts SET reminded_at = :now, version = version + 1 WHERE id = :id"),
                 {"now": now, "id": alert["id"]},
@@ -842,22 +910,17 @@ async def remind(engine: AsyncEngine, now: datetime) -> list[int]:
                 number=order["number"] if order else alert["title"],
                 minutes=minutes,
             )
-            people = {alert["acknowledged_by"]} | {
-                p["id"] for p in await _people(conn, alert["project_id"], "supervisor")
+            people = [alert["acknowledged_by"]] if alert["acknowledged_by"] else []
+            people += [s for s in await _supervisors_of(conn, alert) if s not in people]
+            payload = {"text": msg, "step": None, "round": None, "purpose": "reminder"}
+            channels = await _queue_personal(conn, alert, order, people, payload, "reminder", now)
+            names = await _names(conn, people)
+            details = {
+                "minutes": minutes,
+                "recipients": [names.get(p, "") for p in people],
+                "channels": sorted(channels),
             }
-            for staff_id in sorted(x for x in people if x):
-                await outbox.enqueue(
-                    conn,
-                    dedupe_key=f"alert:{alert['id']}:reminder:{staff_id}:screen",
-                    topic=TOPIC,
-                    channel="screen",
-                    project_id=alert["project_id"],
-                    order_id=alert["order_id"],
-                    recipient_id=staff_id,
-                    alert_id=alert["id"],
-                    payload={"text": msg, "alert": alert["id"], "step": "reminder"},
-                )
-            await _alert_event(conn, alert["id"], now, None, "reminder", {"minutes": minutes})
+            await _alert_event(conn, alert["id"], now, None, "reminder", details)
             if order:
                 await add_event(
                     conn,
@@ -868,7 +931,7 @@ async def remind(engine: AsyncEngine, now: datetime) -> list[int]:
                     order["status"],
                     order["status"],
                     None,
-                    {"alert_id": alert["id"], "minutes": minutes},
+                    {"alert_id": alert["id"], **details},
                 )
             sent.append(alert["id"])
     return sent
@@ -914,10 +977,112 @@ async def log_deliveries(engine: AsyncEngine, now: datetime, limit: int = 200) -
                     "channel": r["channel"],
                     "recipient": payload.get("recipient"),
                     "step": payload.get("step"),
+                    "purpose": payload.get("purpose"),
                     "attempts": r["attempts"],
                 },
             )
     return len(rows)
+
+
+# ---- screens -------------------------------------------------------------------------------
+
+
+async def mark_seen(conn: AsyncConnection, staff_id: int | None, alert_ids: list[int], now: datetime) -> int:
+    """This person's screen fetched these alerts: their screen deliveries are delivered now.
+
+    Only rows the worker has not picked up (attempts = 0): one past SCREEN_GRACE is the worker's
+    to record as failed, so the two never both write a row.
+    """
+    if staff_id is None or not alert_ids:
+        return 0
+    rows = await conn.execute(
+        text(
+            "UPDATE outbox SET state = 'sent', sent_at = :now "
+            "WHERE recipient_id = :s AND channel = 'screen' AND alert_id = ANY(:ids) AND state = 'pending' "
+            "AND attempts = 0 RETURNING id"
+        ),
+        {"now": now, "s": staff_id, "ids": alert_ids},
+    )
+    return len(rows.all())
+
+
+async def screen_alerts(
+    engine: AsyncEngine, staff_id: int | None, project_ids: frozenset[int] | list[int], now: datetime
+) -> list[dict[str, Any]]:
+    """The alerts a person's tablet shows, oldest first: every triggered alert of their projects
+    and the acknowledged ones they are being reminded of. Fetching marks their screen
+    deliveries of these alerts delivered (server/channels).
+
+    Each: id, kind, title, number, location, state, started_at, paged (names so far),
+    paged_me, reminder, acknowledged_by_name, position (StepPosition of the latest step or None).
+    """
+    async with engine.begin() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT a.id, a.kind, a.title, a.state, a.chain, a.next_step_index, a.started_at, "
+                        "a.acknowledged_at, ab.display_name AS acknowledged_by_name, o.number, o.location, "
+                        "EXISTS (SELECT 1 FROM outbox x WHERE x.alert_id = a.id AND x.recipient_id = :me "
+                        "  AND x.payload->>'purpose' = 'reminder') AS reminder "
+                        "FROM alerts a LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN staff ab ON ab.id = a.acknowledged_by "
+                        "WHERE a.project_id = ANY(:pids) AND (a.state = 'triggered' OR (a.state = 'acknowledged' "
+                        "  AND a.reminded_at IS NOT NULL AND EXISTS (SELECT 1 FROM outbox x WHERE x.alert_id = a.id "
+                        "  AND x.recipient_id = :me AND x.payload->>'purpose' = 'reminder'))) "
+                        "ORDER BY a.started_at, a.id LIMIT 50"
+                    ),
+                    {"me": staff_id, "pids": list(project_ids)},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        out = []
+        for r in rows:
+            a = dict(r)
+            chain = esc.read_frozen(_json(a.pop("chain")))
+            fired = chain[: min(a["next_step_index"], len(chain))]
+            a["paged"] = esc.paged_names(chain, a["next_step_index"])
+            a["paged_me"] = any(staff_id in s.recipients for s in fired)
+            a["position"] = esc.last_fired(len(chain), a["next_step_index"])
+            out.append(a)
+        await mark_seen(conn, staff_id, [a["id"] for a in out], now)
+    return out
+
+
+# ---- demo ----------------------------------------------------------------------------------
+
+
+async def seed_demo_entrapment(conn: AsyncConnection, project_id: int) -> None:
+    """An entrapment registered at the desk 40 s ago on elevator DEMO-E02: its alert is on the
+    board, the on-call engineer paged, the contractor notified; ignored, it escalates."""
+    from server import clock
+    from server.domain.intake import validate_intake
+    from server.persistence import staff as staff_db
+
+    at = clock.now() - timedelta(seconds=40)
+    code = (
+        await conn.execute(text("SELECT code FROM projects WHERE id = :p"), {"p": project_id})
+    ).scalar_one()
+    kefu = await staff_db.by_username(conn, "kefu")
+    assert kefu is not None
+    actor = ActorInfo(
+        staff_id=kefu.id, name=kefu.display_name, role=Role(kefu.role), project_ids=kefu.project_ids
+    )
+    intake = validate_intake(
+        {
+            "project": code,
+            "kind": "entrapment",
+            "area": "public",
+            "reporter_name": "王先生",
+            "reporter_phone": "13800001111",
+            "summary": "3栋2号梯困人，一名老人被困",
+            "channel": "phone",
+        },
+        now=at,
+    )
+    with for_elevator("DEMO-E02"):
+        await orders_db.register(conn, intake, actor, at)
 
 
 # ---- reads ---------------------------------------------------------------------------------
@@ -968,9 +1133,10 @@ async def list_alerts(
             await conn.execute(
                 text(
                     "SELECT x.id, x.alert_id, x.channel, x.state, x.attempts, x.last_error, x.created_at, x.sent_at, "
-                    "x.available_at, x.payload->>'step' AS step, x.payload->>'recipient' AS recipient_label, "
-                    "s.display_name AS recipient_name FROM outbox x LEFT JOIN staff s ON s.id = x.recipient_id "
-                    "WHERE x.alert_id = ANY(:ids) ORDER BY x.id"
+                    "x.available_at, CASE WHEN jsonb_typeof(x.payload->'step') = 'number' "
+                    "THEN (x.payload->>'step')::int END AS step, x.payload->>'purpose' AS purpose, "
+                    "coalesce(s.display_name, x.payload->>'recipient', '') AS recipient "
+                    "FROM outbox x LEFT JOIN staff s ON s.id = x.recipient_id WHERE x.alert_id = ANY(:ids) ORDER BY x.id"
                 ),
                 {"ids": ids},
             )
@@ -980,40 +1146,43 @@ async def list_alerts(
     )
     by_alert: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     for d in deliveries:
-        item = dict(d)
-        item["recipient"] = item.pop("recipient_name") or item.pop("recipient_label") or ""
-        item.pop("recipient_label", None)
-        by_alert[item["alert_id"]].append(item)
+        by_alert[d["alert_id"]].append(dict(d))
     for a in alerts:
         a["chain"] = _json(a["chain"])
-        a["steps"] = steps_view(a)
+        frozen = esc.read_frozen(a["chain"])
+        a["steps"] = steps_view(a, frozen)
+        a["position"] = esc.last_fired(len(frozen), a["next_step_index"])
         a["deliveries"] = by_alert[a["id"]]
         a["failed"] = sum(1 for d in a["deliveries"] if d["state"] == "failed")
     return alerts
 
 
-def steps_view(alert: Mapping[str, Any]) -> list[dict[str, Any]]:
+def steps_view(alert: Mapping[str, Any], frozen: tuple[esc.FrozenStep, ...]) -> list[dict[str, Any]]:
     """The frozen steps: when each first fires, whether (and how often, the chain repeats) it fired."""
-    frozen = frozen_steps(alert["chain"])
     fired_total = alert["next_step_index"]
-    out = []
-    for i, step in enumerate(alert["chain"].get("steps") or []):
-        times = (fired_total - i + len(frozen) - 1) // len(frozen) if fired_total > i else 0
-        out.append(
-            {
-                "index": i,
-                "target": step["target"],
-                "wait_after_minutes": step["wait_after_minutes"],
-                "at": esc.step_at(frozen, alert["started_at"], i),
-                "fired": times > 0,
-                "times_fired": times,
-                "recipients": step.get("recipients") or [],
-            }
-        )
-    return out
+    n = len(frozen)
+    return [
+        {
+            "index": i,
+            "target": step.target,
+            "wait_after_minutes": step.wait_after_minutes,
+            "at": esc.step_at(frozen, alert["started_at"], i),
+            "times_fired": (fired_total - i + n - 1) // n if fired_total > i else 0,
+            "fired": fired_total > i,
+            "recipients": [
+                {"id": i_, "name": nm} for i_, nm in zip(step.recipients, step.names, strict=True)
+            ],
+        }
+        for i, step in enumerate(frozen)
+    ]
 
 
 def alert_json(a: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's alert. Steps and deliveries name a step by its integer index: `steps[].index`
+    within the chain (0-based), `deliveries[].step` the absolute step (it grows past the chain's
+    length as the chain repeats; `round` counts repeats from 1) or null for a delivery that is
+    no step's (`purpose` "reminder", "no_contractor"); `position` is the latest step paged."""
+    pos = a["position"]
     return {
         "id": a["id"],
         "project": a["project_code"],
@@ -1026,19 +1195,25 @@ def alert_json(a: Mapping[str, Any]) -> dict[str, Any]:
         "acknowledged_at": a["acknowledged_at"],
         "acknowledged_by": a["acknowledged_by_name"],
         "resolved_at": a["resolved_at"],
+        "resolved_by": a["resolved_by_name"],
         "next_step_index": a["next_step_index"],
         "next_step_at": a["next_step_at"],
         "stuck_since": a["stuck_since"],
+        "position": {"index": pos.index, "step": pos.step, "round": pos.round, "steps": pos.steps}
+        if pos
+        else None,
         "steps": [{**s, "recipients": [r["name"] for r in s["recipients"]]} for s in a["steps"]],
         "deliveries": [
             {
                 "id": d["id"],
                 "step": d["step"],
+                "round": d["step"] // len(a["steps"]) + 1 if d["step"] is not None and a["steps"] else None,
+                "purpose": d["purpose"],
                 "channel": d["channel"],
                 "recipient": d["recipient"],
                 "state": d["state"],
                 "attempts": d["attempts"],
-                "error": d["last_error"],
+                "error": d["last_error"] if d["state"] != "sent" else None,
                 "queued_at": d["created_at"],
                 "sent_at": d["sent_at"],
             }

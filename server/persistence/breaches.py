@@ -19,7 +19,8 @@ from server.persistence.queries import sql
 log = logging.getLogger(__name__)
 SYSTEM = ActorInfo(staff_id=None, name="系统", role=None)
 
-# Features that react to breaches (alerts): async fn(conn, breach: dict, order: dict, now).
+# Features that react to breaches (alerts): async fn(conn, breach: dict, order: dict, now); a
+# value it returns is a job to enqueue after commit (returned in the breach's "post_commit").
 BREACH_HOOKS: list[Any] = []
 
 
@@ -61,10 +62,11 @@ async def record_due(
         recorded = []
         for c in claimed:
             # One bad row must not stall the loop: a savepoint per breach.
+            breach = dict(c)
             try:
                 async with conn.begin_nested():
-                    await _record_one(conn, dict(c), now, recorded_by)
-                recorded.append(dict(c))
+                    await _record_one(conn, breach, now, recorded_by)
+                recorded.append(breach)
             except Exception:
                 log.exception("recording breach of clock %s failed; retried later", c["id"])
                 await conn.execute(
@@ -134,7 +136,10 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
                 order_id=order["id"],
                 recipient_id=staff_id,
                 payload={"text": message, "clock": kind.value, "work_list": route.work_list},
+                now=now,
             )
     await conn.execute(text("UPDATE orders SET updated_at = updated_at WHERE id = :o"), {"o": order["id"]})
     for hook in BREACH_HOOKS:
-        await hook(conn, c, order, now)
+        later = await hook(conn, c, order, now)
+        if later is not None:
+            c.setdefault("post_commit", []).append(later)

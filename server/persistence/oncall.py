@@ -6,9 +6,8 @@ this module reads and writes oncall_shifts and names the people.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.domain import oncall
 from server.domain.messages import N_, DomainError, ValidationErrors
+from server.persistence.admin import audit
 
 ROLE_FIELDS = ("primary_id", "backup_id", "supervisor_id", "manager_id")
 # Who may stand in each slot of a shift.
@@ -42,17 +42,7 @@ KIND_ORDER = "array_position(ARRAY['day','night','weekend','holiday'], s.kind)"
 
 
 def to_rota(row: Mapping[str, Any]) -> oncall.RotaShift:
-    return oncall.RotaShift(
-        id=row["id"],
-        project_id=row["project_id"],
-        kind=row["kind"],
-        starts=row["starts"],
-        ends=row["ends"],
-        primary_id=row["primary_id"],
-        backup_id=row["backup_id"],
-        supervisor_id=row["supervisor_id"],
-        manager_id=row["manager_id"],
-    )
+    return oncall.RotaShift.from_mapping(row)
 
 
 async def project_tz(conn: AsyncConnection, project_id: int) -> ZoneInfo:
@@ -87,16 +77,10 @@ async def shift_at(conn: AsyncConnection, project_id: int, now: datetime) -> onc
     return oncall.on_call_at(shifts, now, await project_tz(conn, project_id)) if shifts else None
 
 
-async def on_call_now(conn: AsyncConnection, project_id: int, now: datetime) -> dict[str, Any] | None:
-    """Who is on call at `now`: {shift_id, kind, starts, ends, primary, backup, supervisor, manager}
-    (each a {id, name, phone} or None), or None when the rota has a gap then."""
-    rows = await list_shifts(conn, project_id)
-    if not rows:
+def _duty(rows: list[dict[str, Any]], shift: oncall.RotaShift | None) -> dict[str, Any] | None:
+    row = next((r for r in rows if shift is not None and r["id"] == shift.id), None)
+    if row is None:
         return None
-    shift = oncall.on_call_at([to_rota(r) for r in rows], now, await project_tz(conn, project_id))
-    if shift is None:
-        return None
-    row = next(r for r in rows if r["id"] == shift.id)
     return {
         "shift_id": row["id"],
         "kind": row["kind"],
@@ -109,13 +93,40 @@ async def on_call_now(conn: AsyncConnection, project_id: int, now: datetime) -> 
     }
 
 
+async def on_call_now(conn: AsyncConnection, project_id: int, now: datetime) -> dict[str, Any] | None:
+    """Who is on call at `now`: {shift_id, kind, starts, ends, primary, backup, supervisor, manager}
+    (each a {id, name, phone} or None), or None when the rota has a gap then."""
+    rows = await list_shifts(conn, project_id)
+    if not rows:
+        return None
+    return _duty(rows, oncall.on_call_at([to_rota(r) for r in rows], now, await project_tz(conn, project_id)))
+
+
 async def rota_gaps(
-    conn: AsyncConnection, project_id: int, now: datetime, days: int = 7
+    conn: AsyncConnection, project_id: int, now: datetime, days: int = oncall.GAP_HORIZON_DAYS
 ) -> list[tuple[datetime, datetime]]:
-    """Periods in the next `days` days (from today, project time) with nobody on call."""
+    """Periods in the next `days` days (from today, project time) with nobody on call, exact
+    to the minute; a gap that has already ended today is left out."""
     tz = await project_tz(conn, project_id)
     shifts = [to_rota(r) for r in await list_shifts(conn, project_id)]
-    return oncall.find_gaps(shifts, tz, days=days, start=now.astimezone(tz).date())
+    gaps = oncall.find_gaps(shifts, tz, days=days, start=now.astimezone(tz).date())
+    return [(max(a, now), b) for a, b in gaps if b > now]
+
+
+async def duty_summary(
+    conn: AsyncConnection, project_id: int, now: datetime, days: int = 7
+) -> dict[str, Any]:
+    """For the board and the tablet: who is on call now (as on_call_now, or None in a gap), the
+    rota's gaps in the next `days` days, and when the answer next changes (redraw then)."""
+    rows = await list_shifts(conn, project_id)
+    tz = await project_tz(conn, project_id)
+    shifts = [to_rota(r) for r in rows]
+    periods = oncall.duty_periods(shifts, now, now + timedelta(days=days), tz)
+    return {
+        "on_call": _duty(rows, periods[0].shift),
+        "gaps": [(p.begins, p.ends) for p in periods if p.shift is None],
+        "next_change": periods[0].ends,
+    }
 
 
 async def staff_choices(conn: AsyncConnection, project_id: int) -> list[dict[str, Any]]:
@@ -218,7 +229,9 @@ async def save_shift(
         if found is None:
             raise DomainError("not_found", N_("No such shift"))
         action = "change"
-    await _audit(conn, actor_id, action, {"shift_id": shift_id, "project_id": project_id, **data})
+    await audit(
+        conn, actor_id, "oncall_shift", action, {"shift_id": shift_id, "project_id": project_id, **data}
+    )
     return shift_id
 
 
@@ -238,23 +251,17 @@ async def delete_shift(conn: AsyncConnection, project_id: int, shift_id: int, ac
     )
     if row is None:
         raise DomainError("not_found", N_("No such shift"))
-    await _audit(conn, actor_id, "remove", {"shift_id": shift_id, "project_id": project_id, **dict(row)})
-
-
-async def _audit(
-    conn: AsyncConnection, actor_id: int | None, action: str, details: Mapping[str, Any]
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO admin_events (actor_id, subject, action, details) VALUES (:a, 'oncall_shift', :act, "
-            "CAST(:d AS jsonb))"
-        ),
-        {"a": actor_id, "act": action, "d": json.dumps(dict(details), default=str, ensure_ascii=False)},
+    await audit(
+        conn,
+        actor_id,
+        "oncall_shift",
+        "remove",
+        {"shift_id": shift_id, "project_id": project_id, **dict(row)},
     )
 
 
 async def seed_demo(conn: AsyncConnection, project_id: int) -> None:
-    """Demo rota (day / night / weekend / holiday, no gaps) and two elevators with their contractor."""
+    """Demo rota: day / night / weekend / holiday shifts covering every minute of the year."""
     ids = dict(
         (
             await conn.execute(
@@ -287,13 +294,4 @@ async def seed_demo(conn: AsyncConnection, project_id: int) -> None:
                 "sup": sup,
                 "mgr": mgr,
             },
-        )
-    for code, building, name in (("DEMO-E01", "1", "1号梯"), ("DEMO-E02", "3", "2号梯")):
-        await conn.execute(
-            text(
-                "INSERT INTO elevators (project_id, code, building_id, name, contractor_name, contractor_phone) "
-                "SELECT :p, :c, b.id, :n, '迅达电梯维保', '13800138000' FROM buildings b "
-                "WHERE b.project_id = :p AND b.code = :b"
-            ),
-            {"p": project_id, "c": code, "b": building, "n": name},
         )

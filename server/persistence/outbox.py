@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.domain.escalation import next_retry_at
+
 LEASE = timedelta(seconds=60)
-BACKOFF_SECONDS = (5, 15, 45, 120, 300)  # then give up: recorded as failed, shown to the supervisor
 
 
 async def enqueue(
@@ -30,13 +31,17 @@ async def enqueue(
     recipient_id: int | None = None,
     alert_id: int | None = None,
     available_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> bool:
-    """Queue one notification; return False when its dedupe key was queued before."""
+    """Queue one notification; return False when its dedupe key was queued before.
+
+    `now` is the application's clock (the test clock too); without it, the database's."""
     row = (
         await conn.execute(
             text(
                 "INSERT INTO outbox (dedupe_key, topic, channel, payload, project_id, order_id, recipient_id, alert_id, "
-                "available_at) VALUES (:k, :t, :c, CAST(:p AS jsonb), :proj, :o, :r, :a, coalesce(:at, now())) "
+                "available_at, created_at) VALUES (:k, :t, :c, CAST(:p AS jsonb), :proj, :o, :r, :a, "
+                "coalesce(:at, :now, now()), coalesce(:now, now())) "
                 "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
             ),
             {
@@ -49,6 +54,7 @@ async def enqueue(
                 "r": recipient_id,
                 "a": alert_id,
                 "at": available_at,
+                "now": now,
             },
         )
     ).first()
@@ -77,13 +83,15 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 50) -> li
 async def record(
     conn: AsyncConnection, outbox_id: int, outcome: str, detail: str, attempts: int, now: datetime
 ) -> str:
-    """Record a delivery outcome; a retry past the last backoff step becomes failed. Return the state."""
+    """Record a delivery outcome; a retry past the last backoff step becomes failed (shown to the
+    supervisor). Return the state."""
+    at = next_retry_at(attempts, now) if outcome == "retry" else None
     if outcome == "sent":
-        state, at = "sent", None
-    elif outcome == "retry" and attempts <= len(BACKOFF_SECONDS):
-        state, at = "pending", now + timedelta(seconds=BACKOFF_SECONDS[attempts - 1])
+        state = "sent"
+    elif at is not None:
+        state = "pending"
     else:
-        state, at = "failed", None
+        state = "failed"
     await conn.execute(
         text(
             "UPDATE outbox SET state = :s, last_error = CASE WHEN :s = 'sent' THEN last_error ELSE :d END, "

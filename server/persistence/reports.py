@@ -1,17 +1,21 @@
 """Report figures by SQL aggregates (sql/queries/report_*.sql); no order is loaded into Python.
 
-Every breakdown query is `report_orders.sql` (the period's orders and their clock facts)
-followed by the breakdown's own SELECT. The rate breakdowns (overview, project, team,
-engineer, category) share one GROUPING SETS query: one scan instead of five.
+`report_orders.sql` holds the definitions once (the period's orders, their clocks judged, one row
+of facts per order, the orders unfinished over 24 h); each section (rates, durations, histogram,
+breaches, unfinished) is a SELECT over it. The whole report is ONE statement, the sections
+aggregated to JSON side by side: one connection, one snapshot, the period's orders and clocks
+read once, so the figures agree with each other exactly and a burst of reports cannot drain the
+pool. The rate breakdowns (overview, project, team, engineer, category) share one GROUPING SETS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from collections.abc import Awaitable, Callable
+import weakref
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,18 +28,41 @@ from server.persistence.queries import QUERIES
 
 RATE_BREAKDOWNS = ("overview", "project", "team", "engineer", "category")
 UNFINISHED_LIMIT = 500
-_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")
+# Reports computed at once per process: a burst waits here instead of taking the connections the
+# board and the desk need (each report holds one connection for a few hundred milliseconds).
+CONCURRENT_REPORTS = 3
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _read(name: str) -> str:
+    """One report_*.sql file, with the shared count list spliced in where it says {{counts}}
+    (and, where it says {{sums}}, the sum of each of those counts over the rows `x`)."""
+    body = (QUERIES / f"report_{name}.sql").read_text()
+    counts = (QUERIES / "report_counts.sql").read_text().strip()
+    names = re.findall(r" AS (\w+),?$", counts, flags=re.M)
+    sums = ",\n".join(f"coalesce(sum(x.{n}), 0) AS {n}" for n in names)
+    return body.replace("{{counts}}", counts).replace("{{sums}}", sums)
 
 
 @cache
-def _query(name: str) -> TextClause:
-    head = (QUERIES / "report_orders.sql").read_text()
-    return text(head + "\n" + (QUERIES / f"report_{name}.sql").read_text())
+def _full_report_sql() -> TextClause:
+    lists = ("rates", "distribution", "breaches", "unfinished")
+    sections = [f"(SELECT coalesce(json_agg(x), '[]') FROM (\n{_read(n)}\n) x) AS {n}" for n in lists]
+    sections.append(f"(SELECT row_to_json(x) FROM (\n{_read('durations')}\n) x) AS durations")
+    return text(_read("orders") + "\nSELECT\n" + ",\n".join(sections))
 
 
 @cache
-def _plain(name: str) -> TextClause:
-    return text((QUERIES / f"report_{name}.sql").read_text())
+def _panel_sql() -> TextClause:
+    return text(_read("orders") + "\n" + _read("panel"))
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(CONCURRENT_REPORTS)
+    return gate
 
 
 @dataclass(frozen=True)
@@ -61,11 +88,24 @@ class Row:
         return stats.rates(self.counts)
 
 
+@dataclass(frozen=True)
+class Focus:
+    """Narrows a report to one team or one engineer (every figure, not just a table); None: everyone."""
+
+    team_id: int | None = None
+    engineer_id: int | None = None
+    name: str = ""
+
+
+EVERYONE = Focus()
+
+
 @dataclass
 class Report:
     projects: list[ProjectRow]
     period: stats.Period
     now: datetime
+    focus: Focus = EVERYONE
     breakdowns: dict[str, list[Row]] = field(default_factory=dict)
     durations: dict[str, dict[str, Any]] = field(default_factory=dict)
     histogram: list[tuple[float, float | None, int]] = field(default_factory=list)
@@ -77,6 +117,11 @@ class Report:
     def overview(self) -> Row:
         rows = self.breakdowns.get("overview") or []
         return rows[0] if rows else Row(None, "", stats.Counts())
+
+    @property
+    def as_of(self) -> datetime:
+        """The moment "unfinished over 24 h" is judged at: the end of the period, or now while it runs."""
+        return min(local_midnight(self.period.end_exclusive, self.projects[0].tz), self.now)
 
 
 async def projects_of(conn: AsyncConnection, project_ids: frozenset[int]) -> list[ProjectRow]:
@@ -96,19 +141,45 @@ async def projects_of(conn: AsyncConnection, project_ids: frozenset[int]) -> lis
     return [ProjectRow(**r) for r in rows]
 
 
+async def focus_choices(
+    conn: AsyncConnection, projects: list[ProjectRow]
+) -> dict[str, list[tuple[int, str]]]:
+    """Return {"team": [(id, name)], "engineer": [(id, name)]}: what a report can be narrowed to."""
+    ids = [p.id for p in projects]
+    teams = await conn.execute(
+        text("SELECT id, name FROM teams WHERE project_id = ANY(CAST(:p AS integer[])) ORDER BY name, id"),
+        {"p": ids},
+    )
+    engineers = await conn.execute(
+        text(
+            "SELECT DISTINCT s.id, s.display_name FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+            "WHERE sp.project_id = ANY(CAST(:p AS integer[])) AND s.role IN ('engineer', 'handler', 'supervisor') "
+            "ORDER BY s.display_name, s.id"
+        ),
+        {"p": ids},
+    )
+    return {"team": [(r[0], r[1]) for r in teams], "engineer": [(r[0], r[1]) for r in engineers]}
+
+
 def local_midnight(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(tz))
 
 
-def _params(projects: list[ProjectRow], period: stats.Period, now: datetime) -> dict[str, Any]:
+def _params(
+    projects: list[ProjectRow], period: stats.Period, now: datetime, focus: Focus = EVERYONE
+) -> dict[str, Any]:
     # Several projects are reported over the same instants, those of the first one's zone
     # (in practice all are Asia/Shanghai); constant bounds keep the planner's estimates right.
     tz = projects[0].tz
+    end_at = local_midnight(period.end_exclusive, tz)
     return {
         "project_ids": [p.id for p in projects],
         "start_at": local_midnight(period.start, tz),
-        "end_at": local_midnight(period.end_exclusive, tz),
+        "end_at": end_at,
         "now": now,
+        "as_of": min(end_at, now),
+        "team_id": focus.team_id,
+        "engineer_id": focus.engineer_id,
     }
 
 
@@ -124,106 +195,89 @@ def _name(breakdown: str, r: dict[str, Any]) -> tuple[Any, str]:
     return None, ""
 
 
-async def rate_breakdowns(
-    conn: AsyncConnection, projects: list[ProjectRow], period: stats.Period, now: datetime
-) -> dict[str, list[Row]]:
-    """Return {breakdown: rows} for overview, project, team, engineer and category."""
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _rate_rows(rows: list[dict[str, Any]]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {b: [] for b in RATE_BREAKDOWNS}
-    for r in (await conn.execute(_query("rates"), _params(projects, period, now))).mappings():
-        key, name = _name(r["breakdown"], dict(r))
-        p50 = r["completion_avg"]
+    for r in rows:
+        key, name = _name(r["breakdown"], r)
+        avg = r["completion_avg"]
         out[r["breakdown"]].append(
-            Row(key, name, stats.Counts.from_row(dict(r)), float(p50) if p50 is not None else None)
+            Row(key, name, stats.Counts.from_row(r), float(avg) if avg is not None else None)
         )
     return out
 
 
-async def durations(
-    conn: AsyncConnection, projects: list[ProjectRow], period: stats.Period, now: datetime
-) -> dict[str, dict[str, Any]]:
-    """Return {"response"|"arrival"|"completion": {"n", "p50", "p90"}} in seconds (None: no data)."""
-    r = (await conn.execute(_query("durations"), _params(projects, period, now))).mappings().one()
+def _durations(r: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    r = r or {}
     out: dict[str, dict[str, Any]] = {}
     for m in ("response", "arrival", "completion"):
-        pct = r[f"{m}_pct"] or [None, None]
-        out[m] = {"n": int(r[f"{m}_n"]), "p50": pct[0], "p90": pct[1]}
+        pct = r.get(f"{m}_pct") or [None, None]
+        out[m] = {"n": int(r.get(f"{m}_n") or 0), "p50": pct[0], "p90": pct[1]}
     return out
 
 
-async def histogram(
-    conn: AsyncConnection, projects: list[ProjectRow], period: stats.Period, now: datetime
-) -> list[tuple[float, float | None, int]]:
-    params = {**_params(projects, period, now), "edges": [float(e) for e in stats.HISTOGRAM_EDGES_HOURS]}
-    rows = (await conn.execute(_query("distribution"), params)).all()
-    return stats.histogram_buckets({int(b): int(n) for b, n in rows})
+def _unfinished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        for k in ("received_at", "promised_at"):
+            if r.get(k):
+                r[k] = datetime.fromisoformat(r[k])
+    return rows
 
 
-async def breaches(
-    conn: AsyncConnection, projects: list[ProjectRow], period: stats.Period, now: datetime
-) -> list[dict[str, Any]]:
-    rows = (await conn.execute(_query("breaches"), _params(projects, period, now))).mappings().all()
-    return [dict(r) for r in rows]
+@cache
+def _id_range_sql() -> TextClause:
+    return text(_read("id_range"))
 
 
-async def unfinished(
-    conn: AsyncConnection,
-    projects: list[ProjectRow],
-    period: stats.Period,
-    now: datetime,
-    limit: int = UNFINISHED_LIMIT,
-) -> tuple[list[dict[str, Any]], int]:
-    """Return (oldest orders not done 24 h after they came in, how many in all)."""
-    params = {**_params(projects, period, now), "lim": limit}
-    rows = [dict(r) for r in (await conn.execute(_query("unfinished"), params)).mappings().all()]
-    return rows, int(rows[0]["total"]) if rows else 0
-
-
-async def _tune(conn: AsyncConnection) -> None:
-    # The default 4 MB work_mem sends a month of 100k orders to disk sorts; this stays per transaction.
+async def _prepare(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """Tune the transaction and add the period's id range to `params` (see report_orders.sql)."""
+    # The default 4 MB work_mem sends a month of 100k orders to disk sorts; custom plans, because
+    # a cached generic plan cannot see how much of the tables the period's bounds cover.
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    lo, hi = (await conn.execute(_id_range_sql(), params)).one()
+    return {**params, "id_lo": lo or 0, "id_hi": hi or 0}
 
 
 async def full_report(
-    engine: AsyncEngine, projects: list[ProjectRow], period: stats.Period, now: datetime
+    engine: AsyncEngine,
+    projects: list[ProjectRow],
+    period: stats.Period,
+    now: datetime,
+    focus: Focus = EVERYONE,
 ) -> Report:
-    """Run every breakdown for the projects and period at once; return the report.
+    """Compute every section of the report for the projects, period and focus; return the report.
 
-    The breakdowns run concurrently on their own connections, all reading one snapshot
-    (pg_export_snapshot), so the figures agree with each other exactly.
+    One connection (at most CONCURRENT_REPORTS at once per process), one REPEATABLE READ
+    snapshot: the id range, then every section in one statement.
     """
-    async with engine.connect() as main:
-        main = await main.execution_options(isolation_level="REPEATABLE READ")
-        async with main.begin():
-            await _tune(main)
-            snapshot = str((await main.execute(text("SELECT pg_export_snapshot()"))).scalar_one())
-            if not _SNAPSHOT_ID.match(snapshot):  # it is spliced into SQL below: never trust blindly
-                raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-
-            async def on_snapshot(fn: Callable[..., Awaitable[Any]]) -> Any:
-                async with engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="REPEATABLE READ")
-                    async with conn.begin():
-                        await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                        await _tune(conn)
-                        return await fn(conn, projects, period, now)
-
-            breakdowns, durs, hist, brs, (unf, unf_total) = await asyncio.gather(
-                rate_breakdowns(main, projects, period, now),
-                on_snapshot(durations),
-                on_snapshot(histogram),
-                on_snapshot(breaches),
-                on_snapshot(unfinished),
-            )
+    params = {
+        **_params(projects, period, now, focus),
+        "edges": [float(e) for e in stats.HISTOGRAM_EDGES_HOURS],
+        "lim": UNFINISHED_LIMIT,
+    }
+    async with _gate(), engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            params = await _prepare(conn, params)
+            row = (await conn.execute(_full_report_sql(), params)).mappings().one()
+    unfinished = _unfinished(_json(row["unfinished"]))
     return Report(
         projects=projects,
         period=period,
         now=now,
-        breakdowns=breakdowns,
-        durations=durs,
-        histogram=hist,
-        breaches=brs,
-        unfinished=unf,
-        unfinished_total=unf_total,
+        focus=focus,
+        breakdowns=_rate_rows(_json(row["rates"])),
+        durations=_durations(_json(row["durations"])),
+        histogram=stats.histogram_buckets(
+            {int(r["bucket"]): int(r["n"]) for r in _json(row["distribution"])}
+        ),
+        breaches=_json(row["breaches"]),
+        unfinished=unfinished,
+        unfinished_total=int(unfinished[0]["total"]) if unfinished else 0,
     )
 
 
@@ -235,15 +289,16 @@ class PanelFigures:
 
 
 async def panel(conn: AsyncConnection, project: ProjectRow, today: date, now: datetime) -> PanelFigures:
-    """Return this month's and today's counts for the wall board's panel."""
+    """Return this month's and today's counts for the wall board's panel (the report's definitions).
+
+    This month so far is the report's period [1st, today]; unfinished over 24 h is judged at now.
+    """
     params = {
-        "project_id": project.id,
-        "month_at": local_midnight(today.replace(day=1), project.tz),
+        **_params([project], stats.this_month(today), now),
         "today_at": local_midnight(today, project.tz),
-        "end_at": local_midnight(today + timedelta(days=1), project.tz),
-        "now": now,
     }
-    rows = (await conn.execute(_plain("panel"), params)).mappings().all()
+    params = await _prepare(conn, params)  # in the caller's transaction: SET LOCAL ends with it
+    rows = (await conn.execute(_panel_sql(), params)).mappings().all()
     by = {bool(r["is_today"]): dict(r) for r in rows}
     return PanelFigures(
         month=stats.Counts.from_row(by.get(False, {})),

@@ -38,6 +38,7 @@ class OrderIn(msgspec.Struct, kw_only=True):
     appointment_at: datetime | None = None
     catalog_item: str | None = None
     designated_engineer_id: int | None = None
+    elevator: str | None = None  # an entrapment's elevator (its code): its contractor is notified
 
 
 class OrderCreated(msgspec.Struct):
@@ -127,10 +128,13 @@ async def create_order_from(rt: Runtime, p: Principal, raw: dict[str, Any]) -> o
     """Validate and register; shared by the API, the desk form and the public form."""
     if p.role not in INTAKE_ROLES:
         raise DomainError("forbidden", N_("You are not allowed to do this"))
+    from server.persistence.alerts import for_elevator
+
     now = clock.now()
     intake = validate_intake(raw, now=now)
-    async with rt.engine.begin() as conn:
-        reg = await orders_db.register(conn, intake, actor_of(p), now)
+    with for_elevator(raw.get("elevator")):
+        async with rt.engine.begin() as conn:
+            reg = await orders_db.register(conn, intake, actor_of(p), now)
     await after_register(rt, reg)
     return reg
 

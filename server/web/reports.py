@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server import clock
 from server.auth import Principal, board_guard, current, staff_guard
 from server.domain import stats
-from server.domain.messages import N_
+from server.domain.messages import N_, DomainError
 from server.domain.vocab import Role
 from server.i18n import gettext as _
 from server.i18n import use_locale
@@ -36,60 +36,37 @@ REPORT_ROLES = {Role.MANAGER, Role.SUPERVISOR, Role.ADMIN}
 ALL_PROJECTS = "ALL"
 OptQuery = FromQuery[str | None]  # every report parameter is an optional query string
 
-# (attribute of stats.Rates, short name, definition) in the order the page shows them.
-RATE_DEFINITIONS: list[tuple[str, str, str]] = [
-    (
-        "timeliness",
-        N_("Timeliness rate"),
-        N_(
-            "Orders whose arrival and completion clocks were all met / orders with an arrival or completion clock. "
-            "A clock counts as missed when its breach was recorded, it stopped late, or it is still running past its deadline."
-        ),
-    ),
-    ("completion", N_("Completion rate"), N_("Orders done (at some point) / orders received.")),
-    ("callback", N_("Callback rate"), N_("Done orders called back / done orders.")),
-    (
-        "satisfaction",
-        N_("Satisfaction rate"),
-        N_(
-            "(Satisfied + fairly satisfied) / rated callbacks; satisfied only in projects that do not count "
-            "“fairly satisfied”."
-        ),
-    ),
-    ("rework", N_("Rework rate"), N_("Done orders that were reopened / done orders.")),
-    (
-        "first_fix",
-        N_("First-time fix rate"),
-        N_("Done orders never reported unfinished and never reopened / done orders."),
-    ),
-]
-SCOPE_NOTE = N_(
-    "Orders count in the period by the time they were received, in the project's time zone. "
-    "Cancelled orders are left out of every figure."
-)
-
 
 # ---- scope and period ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Query:
-    project: str
-    month: str
-    start: str
-    end: str
+    """What the caller asked for, as given (validated by `build`, never cut short)."""
+
+    project: str = ""
+    month: str = ""
+    start: str = ""
+    end: str = ""
+    focus: str = ""
 
     def qs(self, **extra: str) -> str:
-        items = {"project": self.project, "month": self.month, "start": self.start, "end": self.end, **extra}
+        items = {
+            "project": self.project,
+            "month": self.month,
+            "start": self.start,
+            "end": self.end,
+            "focus": self.focus,
+            **extra,
+        }
         return urlencode({k: v for k, v in items.items() if v})
 
 
-async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> list[reports_db.ProjectRow]:
+def pick(mine: list[reports_db.ProjectRow], project: str | None) -> list[reports_db.ProjectRow]:
     """Return the projects a report covers: one by code (default: the first), or ALL of the caller's.
 
     A project the caller does not serve is answered 404, like one that does not exist.
     """
-    mine = await reports_db.projects_of(conn, p.project_ids)
     code = (project or "").strip()
     if not code:
         chosen = mine[:1]
@@ -102,17 +79,46 @@ async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> lis
     return chosen
 
 
+async def scope(conn: AsyncConnection, p: Principal, project: str | None) -> list[reports_db.ProjectRow]:
+    return pick(await reports_db.projects_of(conn, p.project_ids), project)
+
+
+def focus_of(raw: str, choices: dict[str, list[tuple[int, str]]]) -> reports_db.Focus:
+    """Return the team or engineer a report is narrowed to; 422 for one not among the choices."""
+    parsed = stats.parse_focus(raw)
+    if parsed is None:
+        return reports_db.EVERYONE
+    kind, ident = parsed
+    name = dict(choices[kind]).get(ident)
+    if name is None:
+        raise DomainError("invalid", N_("Choose a team or an engineer from the list"), field="focus")
+    if kind == "team":
+        return reports_db.Focus(team_id=ident, name=name)
+    return reports_db.Focus(engineer_id=ident, name=name)
+
+
 def today_in(projects: list[reports_db.ProjectRow], now: datetime) -> date:
     return now.astimezone(ZoneInfo(projects[0].tz)).date()
 
 
-async def build(engine: AsyncEngine, p: Principal, q: Query) -> reports_db.Report:
-    """Resolve scope and period (404 on a foreign project, 422 on a bad period); run every breakdown."""
+@dataclass
+class Built:
+    report: reports_db.Report
+    choices: dict[str, list[tuple[int, str]]]
+    mine: list[reports_db.ProjectRow]
+
+
+async def build(engine: AsyncEngine, p: Principal, q: Query) -> Built:
+    """Resolve scope, period and focus (404 on a foreign project, 422 on bad input); run the report."""
     now = clock.now()
     async with engine.connect() as conn:
-        projects = await scope(conn, p, q.project)
-    period = stats.parse_period(q.month, q.start, q.end, today_in(projects, now))
-    return await reports_db.full_report(engine, projects, period, now)
+        mine = await reports_db.projects_of(conn, p.project_ids)
+        projects = pick(mine, q.project)
+        period = stats.parse_period(q.month, q.start, q.end, today_in(projects, now))
+        choices = await reports_db.focus_choices(conn, projects)
+        focus = focus_of(q.focus, choices)
+    rep = await reports_db.full_report(engine, projects, period, now, focus)
+    return Built(rep, choices, mine)
 
 
 # ---- presentation helpers -----------------------------------------------------------------
@@ -151,29 +157,53 @@ def period_text(period: stats.Period) -> str:
     return period.month or f"{period.start.isoformat()} – {period.end.isoformat()}"
 
 
+def local_text(rep: reports_db.Report, at: datetime) -> str:
+    return at.astimezone(ZoneInfo(rep.projects[0].tz)).strftime("%Y-%m-%d %H:%M")
+
+
 def page_context(
-    rep: reports_db.Report, q: Query, user: Principal | None, all_projects: list[Any]
+    rep: reports_db.Report,
+    q: Query,
+    user: Principal | None,
+    all_projects: list[Any],
+    choices: dict[str, list[tuple[int, str]]] | None = None,
 ) -> dict[str, Any]:
     return {
         "user": user,
         "rep": rep,
         "q": q,
         "all_projects": all_projects,
+        "choices": choices or {"team": [], "engineer": []},
         "ALL": ALL_PROJECTS,
-        "definitions": RATE_DEFINITIONS,
-        "scope_note": SCOPE_NOTE,
+        "definitions": stats.DEFINITIONS,
+        "notes": stats.NOTES,
+        "targets": stats.TARGETS,
         "pct": stats.percent,
         "duration_text": duration_text,
         "bucket_label": bucket_label,
         "row_name": row_name,
         "period_text": period_text(rep.period),
+        "as_of_text": local_text(rep, rep.as_of),
         "request_path": "/reports" + (f"?{q.qs()}" if q.qs() else ""),
-        "export_qs": q.qs(project=q.project or rep.projects[0].code),
+        # The exports name the period shown, so a download matches the page it came from.
+        "export_qs": Query(
+            project=q.project or rep.projects[0].code,
+            month=rep.period.month or "",
+            start="" if rep.period.month else rep.period.start.isoformat(),
+            end="" if rep.period.month else rep.period.end.isoformat(),
+            focus=q.focus,
+        ).qs(),
     }
 
 
-def render_report(rep: reports_db.Report, q: Query, user: Principal | None, all_projects: list[Any]) -> str:
-    return render("reports.html", **page_context(rep, q, user, all_projects))
+def render_report(
+    rep: reports_db.Report,
+    q: Query,
+    user: Principal | None,
+    all_projects: list[Any],
+    choices: dict[str, list[tuple[int, str]]] | None = None,
+) -> str:
+    return render("reports.html", **page_context(rep, q, user, all_projects, choices))
 
 
 # ---- export tables (Chinese headers: the export is the company's monthly record) ----------------
@@ -183,9 +213,10 @@ RATE_HEADERS = [
     "受理数",
     "完成数",
     "完成率",
-    "计时工单数",
+    "时效已判定数",
     "及时数",
     "及时率",
+    "时效待定数",
     "回访数",
     "回访率",
     "评价数",
@@ -209,6 +240,7 @@ SHEETS = [
     ("按类别", "category"),
     ("超时", "breaches"),
     ("未完成超24小时", "unfinished"),
+    ("口径", "definitions"),
 ]
 
 Cell = str | int | float | None
@@ -232,6 +264,7 @@ def _rate_row(name: str, row: reports_db.Row, as_text: bool) -> list[Cell]:
         c.timed,
         c.timely,
         _rate_cell(r.timeliness, as_text),
+        c.timing_pending,
         c.called_back,
         _rate_cell(r.callback, as_text),
         c.rated,
@@ -256,12 +289,13 @@ def export_tables(rep: reports_db.Report, as_text: bool) -> list[tuple[str, list
         head: list[list[Cell]] = [
             ["项目", "、".join(f"{p.name}({p.code})" for p in rep.projects)],
             ["期间", period_text(rep.period)],
-            ["生成时间", rep.now.astimezone(ZoneInfo(rep.projects[0].tz)).strftime("%Y-%m-%d %H:%M")],
+            ["范围", rep.focus.name or "全部"],
+            ["生成时间", local_text(rep, rep.now)],
         ]
         dur_rows: list[list[Cell]] = []
         for key, name in (
-            ("response", "响应(受理→接单)"),
-            ("arrival", "到场(受理→到场)"),
+            ("response", "响应(受理→首次接单)"),
+            ("arrival", "到场(受理→首次到场)"),
             ("completion", "完工(受理→完工)"),
         ):
             d = rep.durations.get(key, {})
@@ -297,7 +331,7 @@ def export_tables(rep: reports_db.Report, as_text: bool) -> list[tuple[str, list
                 "未完成超24小时",
                 [
                     (
-                        None,
+                        f"截至 {local_text(rep, rep.as_of)}",
                         ["工单号", "受理时间", "状态", "类别", "位置", "班组", "师傅", "已用时(小时)"],
                         [
                             [
@@ -316,6 +350,9 @@ def export_tables(rep: reports_db.Report, as_text: bool) -> list[tuple[str, list
                 ],
             )
         )
+        meaning = [[_(name), _(text)] for _a, name, text in stats.DEFINITIONS]
+        meaning += [[_(name), _(text)] for name, text in stats.NOTES]
+        sheets.append(("口径", [(None, ["指标", "口径"], meaning)]))
         return sheets
 
 
@@ -376,7 +413,9 @@ def _csv_rows(rows: Iterable[list[Cell]]) -> Iterable[list[Cell]]:
 
 def _filename(rep: reports_db.Report, ext: str) -> str:
     code = rep.projects[0].code if len(rep.projects) == 1 else ALL_PROJECTS
-    return f"baoxiu-report-{code}-{period_text(rep.period).replace(' – ', '_')}.{ext}"
+    f = rep.focus  # ids, not names: the plain filename= must stay ASCII
+    focus = f"-team{f.team_id}" if f.team_id else f"-engineer{f.engineer_id}" if f.engineer_id else ""
+    return f"baoxiu-report-{code}{focus}-{period_text(rep.period).replace(' – ', '_')}.{ext}"
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -386,13 +425,11 @@ def _attachment(name: str) -> dict[str, str]:
 # ---- routes -------------------------------------------------------------------------------
 
 
-def _query(project: str | None, month: str | None, start: str | None, end: str | None) -> Query:
-    return Query(
-        project=(project or "").strip()[:20],
-        month=(month or "").strip()[:10],
-        start=(start or "").strip()[:10],
-        end=(end or "").strip()[:10],
-    )
+def _query(
+    project: str | None, month: str | None, start: str | None, end: str | None, focus: str | None
+) -> Query:
+    # Taken whole: parse_period refuses anything that is not exactly a date (nothing is cut off).
+    return Query(*((v or "").strip() for v in (project, month, start, end, focus)))
 
 
 @get("/reports", guards=[staff_guard], opt={"roles": REPORT_ROLES})
@@ -402,15 +439,14 @@ async def report_page(
     month: OptQuery = None,
     start: OptQuery = None,
     end: OptQuery = None,
+    focus: OptQuery = None,
 ) -> Response[str]:
     rt: Runtime = request.app.state.runtime
     p = current(request)
     assert p is not None
-    q = _query(project, month, start, end)
-    rep = await build(rt.engine, p, q)
-    async with rt.engine.connect() as conn:
-        mine = await reports_db.projects_of(conn, p.project_ids)
-    return Response(render_report(rep, q, p, mine), media_type="text/html")
+    q = _query(project, month, start, end, focus)
+    b = await build(rt.engine, p, q)
+    return Response(render_report(b.report, q, p, b.mine, b.choices), media_type="text/html")
 
 
 @get("/reports/export.xlsx", guards=[staff_guard], opt={"roles": REPORT_ROLES})
@@ -420,11 +456,12 @@ async def export_xlsx(
     month: OptQuery = None,
     start: OptQuery = None,
     end: OptQuery = None,
+    focus: OptQuery = None,
 ) -> Response[bytes]:
     rt: Runtime = request.app.state.runtime
     p = current(request)
     assert p is not None
-    rep = await build(rt.engine, p, _query(project, month, start, end))
+    rep = (await build(rt.engine, p, _query(project, month, start, end, focus))).report
     return Response(
         to_xlsx(export_tables(rep, as_text=False)),
         headers=_attachment(_filename(rep, "xlsx")),
@@ -439,14 +476,19 @@ async def export_csv(
     month: OptQuery = None,
     start: OptQuery = None,
     end: OptQuery = None,
+    focus: OptQuery = None,
     sheet: OptQuery = None,
 ) -> Response[bytes]:
     rt: Runtime = request.app.state.runtime
     p = current(request)
     assert p is not None
-    rep = await build(rt.engine, p, _query(project, month, start, end))
     # `sheet` names one sheet by its title (按班组) or key (team) for a single plain table.
-    only = next((title for title, key in SHEETS if sheet in (title, key)), None)
+    only = None
+    if sheet:
+        only = next((title for title, key in SHEETS if sheet.strip() in (title, key)), None)
+        if only is None:
+            raise DomainError("invalid", N_("Unknown value %(value)s"), field="sheet", value=sheet[:20])
+    rep = (await build(rt.engine, p, _query(project, month, start, end, focus))).report
     # The BOM makes Excel read the file as UTF-8 (Chinese headers) instead of the ANSI code page.
     body = "\ufeff" + to_csv(export_tables(rep, as_text=True), only=only)
     return Response(

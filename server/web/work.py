@@ -131,9 +131,11 @@ async def _alerts_version(conn: Any, p: Principal) -> str:
 
 
 async def _alerts_data(rt: Runtime, p: Principal) -> dict[str, Any]:
-    async with rt.engine.connect() as conn:
+    async with rt.engine.begin() as conn:
         version = await _alerts_version(conn, p)
         alerts = await alerts_db.list_alerts(conn, p.project_ids, state="triggered", limit=20)
+        # Shown on this person's tablet: their on-screen pages of these alerts are delivered.
+        await alerts_db.mark_seen(conn, p.staff_id, [a["id"] for a in alerts], clock.now())
     for a in alerts:
         a["paged"], a["steps_total"] = board_view.paged_names(a.get("chain"), int(a["next_step_index"] or 0))
     return {

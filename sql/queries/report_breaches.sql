@@ -1,9 +1,9 @@
--- Breached clocks of the period's orders by clock kind (same breach test as `timed`).
+-- Breached clocks of the period's orders by clock kind (the breach test of period_clocks).
 SELECT c.kind,
        count(*) AS clocks,
        count(DISTINCT c.order_id) AS orders
-FROM period_orders po
-JOIN order_clocks c ON c.order_id = po.id
-WHERE c.state = 'breached' OR c.breached_at IS NOT NULL OR (c.state = 'running' AND c.deadline < :now)
+FROM period_clocks c
+JOIN period_orders po ON po.id = c.order_id
+WHERE c.breached
 GROUP BY c.kind
 ORDER BY orders DESC, c.kind

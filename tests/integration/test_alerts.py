@@ -17,7 +17,7 @@ from sqlalchemy import text
 from server import clock
 from server.domain.intake import validate_intake
 from server.domain.vocab import Role
-from server.persistence import alerts, oncall, orders
+from server.persistence import alert_setup, alerts, breaches, oncall, orders
 from server.persistence import staff as staff_db
 from server.security import new_token, token_hash
 
@@ -82,7 +82,7 @@ async def actor(engine, username: str) -> orders.ActorInfo:
     )
 
 
-async def register(engine, now: datetime, **over: Any) -> orders.Registered:
+async def register(engine, now: datetime, by: str = "kefu", **over: Any) -> orders.Registered:
     raw = {
         "project": "DEMO",
         "kind": "entrapment",
@@ -94,8 +94,10 @@ async def register(engine, now: datetime, **over: Any) -> orders.Registered:
         **over,
     }
     intake = validate_intake(raw, now=now)
-    async with engine.begin() as conn:
-        reg = await orders.register(conn, intake, await actor(engine, "kefu"), now)
+    elevator = raw.pop("elevator", None)
+    with alerts.for_elevator(elevator):
+        async with engine.begin() as conn:
+            reg = await orders.register(conn, intake, await actor(engine, by), now)
     CREATED.append(reg.id)
     return reg
 
@@ -148,7 +150,7 @@ async def deliveries(engine, alert_id: int) -> list[dict[str, Any]]:
             (
                 await conn.execute(
                     text(
-                        "SELECT dedupe_key, channel, recipient_id, state, payload FROM outbox "
+                        "SELECT dedupe_key, channel, recipient_id, state, payload, created_at, available_at FROM outbox "
                         "WHERE alert_id = :a ORDER BY id"
                     ),
                     {"a": alert_id},
@@ -183,7 +185,9 @@ async def test_an_entrapment_order_opens_its_alert_and_pages_the_on_call_enginee
     mine = {(r["channel"], r["recipient_id"]) for r in rows if r["recipient_id"]}
     assert ("screen", duty["primary"]["id"]) in mine and ("sms", duty["primary"]["id"]) in mine
     assert all(r["dedupe_key"].startswith(f"alert:{a['id']}:0:") for r in rows)
-    assert any(r["dedupe_key"].endswith(":contractor:sms") for r in rows)  # the elevator contractor heard too
+    # No elevator named: every contractor of the project hears (the demo has one, by SMS).
+    assert [r["payload"]["recipient"] for r in rows if ":contractor-" in r["dedupe_key"]] == ["迅达电梯维保"]
+    assert all(r["created_at"] == now for r in rows)  # queued at the application's clock
     assert {"register", "alert", "page"} <= set(await timeline(engine, reg.id))
     assert [e["action"] for e in await events(engine, a["id"])] == ["started", "step"]
 
@@ -402,17 +406,63 @@ async def test_the_engineer_on_site_resolves_the_alert(engine):
     assert "resolve" in await timeline(engine, reg.id)
 
 
-async def test_acknowledged_but_not_resolved_in_time_sends_one_reminder(engine):
+async def test_acknowledged_but_not_resolved_in_time_reminds_the_acknowledger_and_the_supervisor_once(engine):
     t0 = clock.now() - timedelta(hours=2)
-    reg = await register(engine, t0)
+    reg = await register(engine, t0)  # the demo's entrapment chain reminds after 20 minutes
     a = await alert_of(engine, reg.id)
+    shifu2 = await actor(engine, "shifu2")
     async with engine.begin() as conn:
-        await alerts.acknowledge(conn, a["id"], await actor(engine, "shifu1"), t0 + timedelta(seconds=20))
-    assert a["id"] not in await alerts.remind(engine, t0 + timedelta(minutes=10))
-    assert a["id"] in await alerts.remind(engine, t0 + timedelta(minutes=31))
+        await alerts.acknowledge(conn, a["id"], shifu2, t0 + timedelta(seconds=20))
+    assert a["id"] not in await alerts.remind(engine, t0 + timedelta(minutes=19))
+    assert a["id"] in await alerts.remind(engine, t0 + timedelta(minutes=21))
     assert a["id"] not in await alerts.remind(engine, t0 + timedelta(minutes=45))
     assert len(await events(engine, a["id"], "reminder")) == 1
     assert "reminder" in await timeline(engine, reg.id)
+    sent = {
+        (r["recipient_id"], r["channel"])
+        for r in await deliveries(engine, a["id"])
+        if r["payload"]["purpose"] == "reminder"
+    }
+    async with engine.connect() as conn:
+        boss = (await staff_db.by_username(conn, "zhuguan")).id
+    assert sent == {(shifu2.staff_id, "sms"), (shifu2.staff_id, "screen"), (boss, "sms"), (boss, "screen")}
+    # The acknowledger's tablet shows the reminder (and fetching it delivers the screen row).
+    shown = await alerts.screen_alerts(
+        engine, shifu2.staff_id, shifu2.project_ids, t0 + timedelta(minutes=22)
+    )
+    mine = next(x for x in shown if x["id"] == a["id"])
+    assert mine["reminder"] and mine["state"] == "acknowledged"
+    rows = [r for r in await deliveries(engine, a["id"]) if r["recipient_id"] == shifu2.staff_id]
+    assert {
+        r["state"] for r in rows if r["channel"] == "screen" and r["payload"]["purpose"] == "reminder"
+    } == {"sent"}
+
+
+async def test_the_reminder_threshold_is_the_chains(engine):
+    async with engine.begin() as conn:
+        pid = await staff_db.project_id_by_code(conn, "DEMO")
+        await alert_setup.save_chain(
+            conn, pid, "emergency", [{"target": "oncall_primary", "wait_after_minutes": 1}], 5, None
+        )
+    try:
+        t0 = clock.now() - timedelta(hours=1)
+        reg = await register(
+            engine,
+            t0,
+            kind="repair",
+            category="plumbing",
+            urgency="emergency",
+            public_area="1号地库",
+            summary="爆管",
+        )
+        a = await alert_of(engine, reg.id, "emergency")
+        async with engine.begin() as conn:
+            await alerts.acknowledge(conn, a["id"], await actor(engine, "shifu1"), t0)
+        assert a["id"] not in await alerts.remind(engine, t0 + timedelta(minutes=4))
+        assert a["id"] in await alerts.remind(engine, t0 + timedelta(minutes=5))
+    finally:
+        async with engine.begin() as conn:
+            await alert_setup.reset_chain(conn, pid, "emergency", None)
 
 
 async def test_a_missed_arrival_of_an_acknowledged_emergency_opens_a_breach_alert(engine):
@@ -438,6 +488,61 @@ async def test_a_missed_arrival_of_an_acknowledged_emergency_opens_a_breach_aler
         )  # not alerting
     b = await alert_of(engine, reg.id, "breach")
     assert b["state"] == "triggered" and b["chain"]["clock"] == "arrival"
+
+
+async def test_a_normal_orders_missed_arrival_opens_a_breach_alert_to_the_supervisor_and_its_next_step_is_returned(
+    engine,
+):
+    t0 = clock.now() - timedelta(minutes=30)
+    reg = await register(
+        engine,
+        t0,
+        kind="repair",
+        category="plumbing",
+        urgency="normal",
+        area="private",
+        room="1-1-101",
+        summary="水龙头漏水",
+    )
+    boss, shifu = await actor(engine, "zhuguan"), await actor(engine, "shifu3")
+    async with engine.begin() as conn:
+        await orders.apply_action(
+            conn, reg.number, "assign", reg.version, boss, {"assignee_id": shifu.staff_id}, t0
+        )
+    recorded = await breaches.record_due(
+        engine, t0 + timedelta(minutes=16), recorded_by="test", order_id=reg.id
+    )
+    arrival = next(r for r in recorded if r["kind"] == "arrival")
+    b = await alert_of(engine, reg.id, "breach")
+    assert [s["target"] for s in b["chain"]["steps"]] == ["supervisor", "manager"]
+    assert b["chain"]["steps"][0]["recipients"][0]["name"] == "王主管"
+    # The next step's job comes back to the caller, to enqueue after commit.
+    (job,) = arrival["post_commit"]
+    assert isinstance(job, alerts.Scheduled) and job.alert_id == b["id"] and job.step_index == 1
+    assert job.at == t0 + timedelta(minutes=16 + 5)
+
+
+async def test_a_normal_orders_missed_dispatch_opens_no_alert(engine):
+    t0 = clock.now() - timedelta(minutes=30)
+    reg = await register(
+        engine,
+        t0,
+        kind="repair",
+        category="plumbing",
+        urgency="normal",
+        area="private",
+        room="1-1-102",
+        summary="下水慢",
+    )
+    recorded = await breaches.record_due(
+        engine, t0 + timedelta(minutes=20), recorded_by="test", order_id=reg.id
+    )
+    assert recorded and all(not r.get("post_commit") for r in recorded)
+    async with engine.connect() as conn:
+        n = (
+            await conn.execute(text("SELECT count(*) FROM alerts WHERE order_id = :o"), {"o": reg.id})
+        ).scalar()
+    assert n == 0
 
 
 # ---- the rota ------------------------------------------------------------------------------
@@ -508,7 +613,9 @@ async def test_an_entrapment_order_created_through_the_api_opens_its_alert(api, 
     steps = mine[0]["steps"]
     assert [s["target"] for s in steps] == ["oncall_primary", "oncall_backup", "supervisor", "manager"]
     assert steps[0]["fired"] and not steps[1]["fired"]
-    assert any(d["channel"] == "screen" and d["step"] == "0" for d in mine[0]["deliveries"])
+    assert any(d["channel"] == "screen" and d["step"] == 0 and d["round"] == 1 for d in mine[0]["deliveries"])
+    assert mine[0]["position"] == {"index": 0, "step": 0, "round": 1, "steps": 4}
+    assert {d["purpose"] for d in mine[0]["deliveries"]} == {"step", "contractor"}
 
 
 async def test_acknowledging_through_the_api_is_idempotent(api, engine):
@@ -608,3 +715,35 @@ async def test_the_oncall_api_names_the_engineer_and_the_gaps(api):
     r = await api("GET", "/api/v1/oncall?project=DEMO", "jiankong")
     assert r.status_code == 200 and r.json()["gaps"] == [] and r.json()["on_call"]["primary"]["name"]
     assert (await api("GET", "/api/v1/oncall?project=DEMO", "other_zhuguan")).status_code == 404
+
+
+async def test_the_deadline_job_enqueues_a_breach_alerts_next_step_after_commit(engine, settings):
+    from arq.connections import RedisSettings, create_pool
+    from arq.jobs import Job, JobStatus
+
+    from workers import jobs
+
+    t0 = clock.now() - timedelta(minutes=30)
+    reg = await register(
+        engine,
+        t0,
+        kind="repair",
+        category="plumbing",
+        urgency="normal",
+        area="private",
+        room="1-1-201",
+        summary="漏水",
+    )
+    boss, shifu = await actor(engine, "zhuguan"), await actor(engine, "shifu4")
+    async with engine.begin() as conn:
+        await orders.apply_action(
+            conn, reg.number, "assign", reg.version, boss, {"assignee_id": shifu.staff_id}, t0
+        )
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        assert await jobs.check_order_deadline({"engine": engine, "redis": pool}, reg.id) >= 1
+        b = await alert_of(engine, reg.id, "breach")
+        job = Job(f"escalate:{b['id']}:{b['next_step_index']}:{b['step_token']}", pool)
+        assert await job.status() is JobStatus.deferred  # not left for the sweep to find
+    finally:
+        await pool.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 
 import pytest
@@ -96,10 +97,20 @@ def test_a_range_is_inclusive_and_is_not_called_a_month():
         (None, "2025-01-01", None, "end"),
         (None, None, "2025-01-01", "start"),
         (None, "2025-03-02", "2025-03-01", "start"),
-        (None, "2023-01-01", "2025-01-02", "end"),
+        (None, "2023-01-01", "2025-01-01", "end"),
+        (None, "2025-05-01junk", "2025-05-02", "start"),
+        (None, "2025-05-01", "2025-05-02\n1", "end"),
+        (None, "２０２５-０１-０１", "2025-01-02", "start"),
+        (None, "9999-12-01", "9999-12-31", "start"),
+        (None, "0001-01-01", "0001-01-02", "start"),
+        (None, "1999-12-31", "2000-01-01", "start"),
+        (None, "2100-12-31", "2101-01-01", "end"),
         ("2025-13", None, None, "month"),
         ("March", None, None, "month"),
         ("2025-3", None, None, "month"),
+        ("2025-05junk", None, None, "month"),
+        ("9999-12", None, None, "month"),
+        ("0001-01", None, None, "month"),
     ],
 )
 def test_bad_periods_are_refused_with_the_field_at_fault(month, start, end, field):
@@ -108,9 +119,49 @@ def test_bad_periods_are_refused_with_the_field_at_fault(month, start, end, fiel
     assert e.value.kind == "invalid" and e.value.field == field
 
 
-def test_two_full_years_are_allowed():
-    p = stats.parse_period(None, "2023-01-01", "2024-12-31", date(2026, 1, 1))
-    assert p.days == 731
+def test_two_full_years_are_allowed_and_one_day_more_is_not():
+    assert (
+        stats.parse_period(None, "2023-01-01", "2024-12-31", date(2026, 1, 1)).days == stats.MAX_DAYS == 731
+    )
+    with pytest.raises(DomainError):
+        stats.parse_period(None, "2023-01-01", "2025-01-01", date(2026, 1, 1))
+
+
+def test_a_single_day_is_a_period():
+    p = stats.parse_period(None, "2025-01-31", "2025-01-31", date(2026, 1, 1))
+    assert (p.days, p.end_exclusive) == (1, date(2025, 2, 1))
+
+
+def test_the_edges_of_the_years_allowed_are_usable():
+    assert stats.parse_period(None, "2000-01-01", "2000-01-01", date(2026, 1, 1)).days == 1
+    assert stats.parse_period("2100-12", None, None, date(2026, 1, 1)).end_exclusive == date(2101, 1, 1)
+
+
+def test_blanks_around_a_value_are_forgiven():
+    assert stats.parse_period(None, " 2025-01-01 ", "2025-01-02\t", date(2026, 1, 1)).days == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [("", None), (None, None), ("team:3", ("team", 3)), (" engineer:12 ", ("engineer", 12))],
+)
+def test_a_focus_names_a_team_or_an_engineer(raw, parsed):
+    assert stats.parse_focus(raw) == parsed
+
+
+@pytest.mark.parametrize("raw", ["team", "team:", "team:x", "boss:1", "team:1:2", "team:1234567890"])
+def test_a_bad_focus_is_refused(raw):
+    with pytest.raises(DomainError) as e:
+        stats.parse_focus(raw)
+    assert e.value.field == "focus"
+
+
+def test_every_rate_has_a_definition_and_timeliness_leaves_pending_orders_out():
+    assert [a for a, _n, _t in stats.DEFINITIONS] == [f.name for f in fields(stats.Rates)]
+    timeliness = dict((a, t) for a, _n, t in stats.DEFINITIONS)["timeliness"]
+    assert "pending" in timeliness and "left out of both numbers" in timeliness
+    r = stats.rates(stats.Counts(timed=4, timely=3, timing_pending=5))
+    assert r.timeliness == 3 / 4  # the five pending orders are in neither number
 
 
 def test_histogram_lists_every_bucket_even_empty_ones():
