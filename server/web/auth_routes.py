@@ -10,13 +10,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect
 
-from server.auth import LANG_COOKIE, SESSION_COOKIE, current
+from server.auth import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, current, login_csrf_token
 from server.domain.vocab import Role
 from server.i18n import gettext as _
 from server.i18n import normalize_locale
 from server.persistence import staff as staff_db
 from server.runtime import Runtime
-from server.security import verify_password
+from server.security import new_csrf_token, verify_password
 from server.web.templates import render
 
 HOME_OF_ROLE: dict[Role, str] = {
@@ -63,8 +63,14 @@ def login_page(
     username: str = "",
     pin_mode: bool = False,
 ) -> Response[str]:
+    rt: Runtime = request.app.state.runtime
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    fresh = not cookie
+    if fresh:
+        cookie = new_csrf_token()
     html = render(
         "login.html",
+        login_csrf=login_csrf_token(cookie, rt.settings.session_secret),
         error=error,
         username=username,
         next=_safe_next(request.query_params.get("next")) or "",
@@ -72,7 +78,13 @@ def login_page(
         pin_mode=pin_mode,
         user=None,
     )
-    return Response(html, status_code=status, media_type="text/html")
+    resp: Response[str] = Response(html, status_code=status, media_type="text/html")
+    if fresh:
+        # The pre-session CSRF cookie of the login forms (see server.auth._expected_csrf).
+        resp.set_cookie(
+            LOGIN_COOKIE, cookie, httponly=True, samesite="lax", secure=_is_https(request, rt), path="/login"
+        )
+    return resp
 
 
 @get("/login", sync_to_thread=False)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import csrf_of
+from tests.conftest import csrf_of, post_login
 
 HX = {"HX-Request": "true"}
 
@@ -20,7 +20,7 @@ async def _id(engine: Any, sql: str, **params: Any) -> Any:
 
 
 async def _login(c: Any, username: str) -> str:
-    r = await c.post("/login", data={"username": username, "password": "demo1234"})
+    r = await post_login(c, {"username": username, "password": "demo1234"})
     assert r.status_code == 303, r.text
     return await csrf_of(c)
 
@@ -122,7 +122,7 @@ async def test_a_new_staff_member_can_log_in_until_disabled(client, login, new_c
     assert await _id(engine, "SELECT count(*) FROM staff_projects WHERE staff_id = :s", s=sid) == 1
 
     async with new_client() as person:
-        r = await person.post("/login", data={"username": username, "password": "longenough1"})
+        r = await post_login(person, {"username": username, "password": "longenough1"})
         assert r.status_code == 303
         assert (await person.get("/account")).status_code == 200
         r = await client.post(f"/admin/staff/{sid}/active", headers=HX, data={"_csrf": token, "active": "0"})
@@ -130,7 +130,7 @@ async def test_a_new_staff_member_can_log_in_until_disabled(client, login, new_c
         # The very next request of the disabled person: back to the login page.
         r = await person.get("/account")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
-        r = await person.post("/login", data={"username": username, "password": "longenough1"})
+        r = await post_login(person, {"username": username, "password": "longenough1"})
         assert r.status_code != 303
     assert await _id(engine, "SELECT active FROM staff WHERE id = :s", s=sid) is False
     assert await _events(engine, f"staff:{sid}") == ["create", "disable"]
@@ -225,7 +225,7 @@ async def test_the_admin_edits_role_projects_and_resets_the_password(client, log
     )
     assert r.status_code == 200
     async with new_client() as person:
-        r = await person.post("/login/pin", data={"username": username, "pin": "4321"})
+        r = await post_login(person, {"username": username, "pin": "4321"}, "/login/pin")
         assert r.status_code == 303
     assert await _events(engine, f"staff:{sid}") == ["create", "update", "reset_password"]
     # Leaving the rest of the suite's staff lists as they were.
