@@ -140,19 +140,26 @@ async def test_no_token_is_401_and_a_bad_token_too(client):
     assert r.status_code == 401
 
 
-async def test_a_revoked_token_stops_working(api, client, engine, tokens):
-    assert (await api("GET", "/api/v1/orders", "caiwu")).status_code == 200
+async def test_a_revoked_token_stops_working(client, engine):
+    from server import clock
+
+    async with engine.begin() as conn:
+        row = await staff_db.by_username(conn, "caiwu")
+        tok = new_token("bx")
+        await staff_db.create_api_token(conn, row.id, token_hash(tok), "to revoke")
+    headers = {"Authorization": f"Bearer {tok}"}
+    assert (await client.get("/api/v1/orders", headers=headers)).status_code == 200
     async with engine.begin() as conn:
         from sqlalchemy import text
 
         tid = (
             await conn.execute(
-                text("SELECT id FROM api_tokens WHERE token_hash = :h"), {"h": token_hash(tokens["caiwu"])}
+                text("SELECT id FROM api_tokens WHERE token_hash = :h"), {"h": token_hash(tok)}
             )
         ).scalar()
-        await staff_db.revoke_api_token(conn, tid, __import__("server.clock", fromlist=["now"]).now())
+        await staff_db.revoke_api_token(conn, tid, clock.now())
     await asyncio.sleep(0.2)
-    assert (await api("GET", "/api/v1/orders", "caiwu")).status_code == 401
+    assert (await client.get("/api/v1/orders", headers=headers)).status_code == 401
 
 
 async def test_unknown_action_is_404_and_stale_version_is_409(api):
@@ -265,3 +272,292 @@ async def test_a_saturated_engineering_department_offers_later_slots(api, engine
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE teams SET saturated_on = NULL"))
+
+
+# ---- the lifecycle's gaps: rework, transfer, promise, remark, fees -------------------------------
+
+
+async def order_of(api, number: str, user: str = "kefu") -> dict[str, Any]:
+    r = await api("GET", f"/api/v1/orders/{number}", user)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def to_done(api, number: str, code: str, engineer: str = "shifu1", **finish: Any) -> None:
+    assert (await act(api, engineer, number, "grab")).status_code == 200
+    assert (await act(api, engineer, number, "arrive", code=code)).status_code == 200
+    r = await act(api, engineer, number, "finish", result="换了新水龙头", **finish)
+    assert r.status_code == 200, r.text
+
+
+async def running_clocks(engine, number: str) -> list[str]:
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT c.kind FROM order_clocks c JOIN orders o ON o.id = c.order_id "
+                "WHERE o.number = :n AND c.state IN ('running', 'paused') ORDER BY c.kind"
+            ),
+            {"n": number},
+        )
+        return [r[0] for r in rows]
+
+
+async def test_an_unsatisfied_callback_then_reopen_opens_a_linked_rework_order(api, engine):
+    body = await register(api)
+    n = body["number"]
+    await to_done(api, n, body["verification_code"])
+    r = await act(api, "kefu", n, "callback", method="visit", rating="unsatisfied", comment="还在滴")
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        notices = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM outbox x JOIN orders o ON o.id = x.order_id "
+                    "WHERE o.number = :n AND x.dedupe_key LIKE 'unsatisfied:%'"
+                ),
+                {"n": n},
+            )
+        ).scalar()
+    assert notices >= 1  # the supervisor hears of it
+    r = await act(api, "kefu", n, "reopen")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "reason"
+    r = await act(api, "kefu", n, "reopen", reason="回访不满意，仍有渗水")
+    assert r.status_code == 200, r.text
+    original = r.json()
+    assert original["status"] == "closed" and original["reopen_count"] == 1
+    rework_number = original["rework_number"]
+    assert rework_number.startswith("BX-") and rework_number != n
+    assert await running_clocks(engine, n) == []  # the original's clocks stay stopped
+
+    rework = await order_of(api, rework_number)
+    assert rework["reopened_from"] == n
+    assert rework["status"] == "assigned" and rework["assignee_name"] == "张师傅"
+    assert rework["location"] == (await order_of(api, n))["location"]
+    assert rework["history"][0]["action"] == "register"
+    assert rework["history"][0]["inputs"]["reopened_from"] == n
+    assert rework["history"][0]["reason"] == "回访不满意，仍有渗水"
+    assert "arrival" in await running_clocks(engine, rework_number)
+    hist = (await order_of(api, n))["history"]
+    assert hist[-1]["action"] == "reopen" and hist[-1]["inputs"]["rework"] == rework_number
+    # the rework order goes through the lifecycle on its own; the original counts it
+    assert (await act(api, "shifu1", rework_number, "accept")).status_code == 200
+    assert (await act(api, "kefu", n, "reopen", reason="again")).status_code == 200
+    assert (await order_of(api, n))["reopen_count"] == 2
+
+
+async def test_reopen_is_refused_on_an_open_order_and_for_an_engineer(api):
+    body = await register(api)
+    r = await act(api, "kefu", body["number"], "reopen", reason="x")
+    assert r.status_code == 409
+    assert "已" in r.json()["error"]["message"] or r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "assignee"),
+    [
+        ({}, "pooled", None),
+        ({"assignee_id": "shifu2"}, "assigned", "刘师傅"),
+        ({"department": "order"}, "assigned", None),
+    ],
+)
+async def test_transfer_to_a_person_a_department_or_without_target_back_to_the_pool(
+    api, engine, target, status, assignee
+):
+    from tests.work_orders import staff_id
+
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    if "assignee_id" in target:
+        target = {"assignee_id": await staff_id(engine, target["assignee_id"])}
+    r = await act(api, "shifu1", n, "transfer", reason="手头有急活", **target)
+    assert r.status_code == 200, r.text
+    order = await order_of(api, n)
+    assert order["status"] == status and order["assignee_name"] == assignee
+    assert order["history"][-1]["action"] == "transfer" and order["history"][-1]["reason"] == "手头有急活"
+    if "department" in target:
+        assert order["department_code"] == "order"
+        # the department's handler takes it
+        assert (await act(api, "zhixu", n, "accept")).status_code == 200
+    if status == "pooled":
+        assert "dispatch" in await running_clocks(engine, n)
+        assert (await act(api, "shifu2", n, "grab")).status_code == 200
+
+
+async def test_transfer_to_a_team_puts_it_in_that_teams_pool(api, engine):
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        team = (await conn.execute(text("SELECT id FROM teams WHERE name = '土建班'"))).scalar_one()
+    body = await register(api)
+    n = body["number"]
+    r = await act(api, "kefu", n, "transfer", reason="归土建班", team_id=team)
+    assert r.status_code == 200 and r.json()["status"] == "pooled" and r.json()["team_id"] == team
+    r = await act(api, "shifu1", n, "grab")  # 水电班
+    assert r.status_code == 403 and r.json()["error"]["message"]
+    assert (await act(api, "shifu3", n, "grab")).status_code == 200  # 土建班
+
+
+async def test_transfer_to_an_unknown_person_or_department_is_422_naming_it(api):
+    body = await register(api)
+    n = body["number"]
+    r = await act(api, "kefu", n, "transfer", reason="r", assignee_id=999999)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "assignee_id"
+    r = await act(api, "kefu", n, "transfer", reason="r", department="kitchen")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "department"
+    assert [h["action"] for h in (await order_of(api, n))["history"]] == ["register"]
+
+
+async def test_return_pause_resume_unfinished_and_a_new_appointment(api, engine):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    r = await act(api, "shifu1", n, "return", reason="不会修")
+    assert r.status_code == 200 and r.json()["status"] == "pooled" and r.json()["assignee_id"] is None
+    assert (await act(api, "shifu2", n, "grab")).status_code == 200
+    first_accepted = (await order_of(api, n))["accepted_at"]
+    assert (await act(api, "shifu2", n, "arrive", code=body["verification_code"])).status_code == 200
+    first_arrival = (await order_of(api, n))["arrived_at"]
+    r = await act(api, "shifu2", n, "pause", reason="parts")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "promised_at"
+    r = await act(api, "shifu2", n, "pause", reason="parts", promised_at="2030-01-01T10:00:00+08:00")
+    assert r.status_code == 200 and r.json()["status"] == "paused"
+    assert await running_clocks(engine, n)  # paused, not stopped
+    assert (await act(api, "shifu1", n, "resume")).status_code == 403  # not his order
+    assert (await act(api, "shifu2", n, "resume")).json()["status"] == "on_site"
+    r = await act(
+        api, "shifu2", n, "unfinished", reason="需更换整套洁具", next_at="2030-01-02T10:00:00+08:00"
+    )
+    assert r.status_code == 200 and r.json()["status"] == "unfinished"
+    r = await act(api, "kefu", n, "reappoint", appointment_at="2030-01-02T10:00:00+08:00")
+    assert r.status_code == 200 and r.json()["status"] == "assigned" and r.json()["assignee_name"] == "刘师傅"
+    assert (await act(api, "shifu2", n, "accept")).status_code == 200
+    assert (await act(api, "shifu2", n, "arrive", code=body["verification_code"])).status_code == 200
+    order = await order_of(api, n)
+    # 接单 and 到场 times keep their first occurrence
+    assert order["accepted_at"] == first_accepted and order["arrived_at"] == first_arrival
+    actions = [h["action"] for h in order["history"]]
+    assert actions == [
+        "register", "grab", "return", "grab", "arrive", "pause", "resume", "unfinished", "reappoint",
+        "accept", "arrive",
+    ]  # fmt: skip
+
+
+async def test_a_promised_finish_time_and_a_remark_go_on_the_record(api):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    r = await act(api, "shifu1", n, "promise", promised_at="2030-01-01T17:00:00+08:00", reason="等配件")
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert r.json()["promised_at"].startswith("2030-01-01T09:00:00")
+    r = await act(api, "shifu1", n, "promise", promised_at="明天")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "promised_at"
+    r = await act(api, "caiwu", n, "remark", remark="<b>业主</b>下午在家")
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    hist = (await order_of(api, n))["history"]
+    assert [h["action"] for h in hist][-2:] == ["promise", "remark"]
+    assert hist[-1]["inputs"]["remark"] == "<b>业主</b>下午在家"
+    r = await act(api, "kefu", n, "remark", remark="")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "remark"
+
+
+async def test_material_lines_and_totals_are_kept_in_fen(api, engine):
+    body = await register(api)
+    n = body["number"]
+    await to_done(
+        api,
+        n,
+        body["verification_code"],
+        labour_yuan="20",
+        man_hours="1.5",
+        materials=[
+            {"name": "水龙头", "quantity": "2", "unit": "个", "unit_price_yuan": "35.50"},
+            {"name": "软管", "quantity": 1, "unit": "根", "provided_by": "customer", "verified": "bad"},
+        ],
+    )
+    order = await order_of(api, n)
+    assert (order["labour_fen"], order["material_fen"], order["total_fen"]) == (2000, 7100, 9100)
+    assert order["man_hours"] == "1.50"
+    assert [(m["name"], m["provided_by"], m["verified"]) for m in order["materials"]] == [
+        ("水龙头", "center", None),
+        ("软管", "customer", False),
+    ]
+
+
+async def test_a_bad_material_line_is_422_naming_it_and_nothing_is_written(api):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    assert (await act(api, "shifu1", n, "arrive", code=body["verification_code"])).status_code == 200
+    r = await act(
+        api,
+        "shifu1",
+        n,
+        "finish",
+        result="好",
+        materials=[
+            {"name": "管", "quantity": "2", "unit_price_yuan": "1"},
+            {"name": "软管", "provided_by": "customer"},
+        ],
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "materials[1].verified"
+    order = await order_of(api, n)
+    assert order["status"] == "on_site" and order["materials"] == []
+
+
+@pytest.fixture
+async def big_item(engine):
+    """A catalog item over 500 yuan (the seeded catalog has none)."""
+    from sqlalchemy import text
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO catalog_items (category, code, name, minutes, price_fen) "
+                "VALUES ('plumbing', 'test-big-pipe', '更换整栋入户总管', 240, 80000) ON CONFLICT (code) DO NOTHING"
+            )
+        )
+    return "test-big-pipe"
+
+
+async def test_over_500_yuan_work_waits_for_agreement_and_prepayment(api, big_item):
+    body = await register(api, catalog_item=big_item)
+    n = body["number"]
+    code = body["verification_code"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    r = await act(api, "shifu1", n, "arrive", code=code)
+    assert r.status_code == 409
+    assert "500" in r.json()["error"]["message"]
+    assert (await order_of(api, n))["status"] == "accepted"
+    r = await act(api, "kefu", n, "record_agreement", agreed_yuan="800")
+    assert r.status_code == 200 and r.json()["agreement_recorded"] and not r.json()["prepaid"]
+    assert (await act(api, "shifu1", n, "arrive", code=code)).status_code == 409  # not prepaid yet
+    r = await act(api, "kefu", n, "record_agreement", agreed_yuan="800", prepaid=True)
+    assert r.status_code == 200 and r.json()["prepaid"] and r.json()["agreed_fen"] == 80000
+    assert (await act(api, "shifu1", n, "arrive", code=code)).status_code == 200
+    assert (await act(api, "shifu1", n, "start")).status_code == 200
+    assert (await order_of(api, n))["started_at"] is not None
+    r = await act(api, "shifu1", n, "finish", result="换好", labour_yuan="50")
+    assert r.status_code == 422 and "800.00" in r.json()["error"]["message"]  # over what was agreed
+    r = await act(api, "shifu1", n, "finish", result="换好")
+    assert r.status_code == 200 and r.json()["total_fen"] == 80000
+    # finance sees it and marks it paid
+    assert (await act(api, "shifu1", n, "mark_paid")).status_code == 403
+    r = await act(api, "caiwu", n, "mark_paid")
+    assert r.status_code == 200 and r.json()["paid"] is True
+
+
+async def test_work_quoted_on_site_over_500_yuan_cannot_start_before_prepayment(api):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    assert (await act(api, "shifu1", n, "arrive", code=body["verification_code"])).status_code == 200
+    assert (await act(api, "shifu1", n, "record_agreement", agreed_yuan="650")).status_code == 200
+    r = await act(api, "shifu1", n, "start")
+    assert r.status_code == 409 and "500" in r.json()["error"]["message"]
+    r = await act(api, "shifu1", n, "finish", result="换好", labour_yuan="650")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "labour_yuan"
