@@ -210,27 +210,65 @@ async def test_list_filters_by_status_and_updated_since(api):
     assert r.status_code == 422
 
 
-async def test_twenty_concurrent_grabs_have_exactly_one_winner(api, new_client, tokens):
+async def test_twenty_concurrent_grabs_have_exactly_one_winner(api, new_client, tokens, engine):
+    """Twenty engineers grab one order at once, each with the version it saw (1).
+
+    A row lock held by the test keeps every request waiting inside its conditional UPDATE until
+    all twenty are there; the lock is then released, so the database's `WHERE version = 1`
+    decides, not the order in which the requests happened to arrive.
+    """
+    from sqlalchemy import text
+
     body = await register(api)
     n = body["number"]
     engineers = ["shifu1", "shifu2"] * 10
+    names = {"shifu1": "张师傅", "shifu2": "刘师傅"}
 
-    async def grab(user: str) -> tuple[int, dict[str, Any]]:
+    async def grab(user: str) -> tuple[str, int, dict[str, Any]]:
         async with new_client() as c:
             r = await c.post(
                 f"/api/v1/orders/{n}/actions/grab",
                 json={"version": 1},
                 headers={"Authorization": f"Bearer {tokens[user]}"},
             )
-            return r.status_code, r.json()
+            return user, r.status_code, r.json()
 
-    results = await asyncio.gather(*(grab(u) for u in engineers))
-    codes = sorted(code for code, _ in results)
+    async with engine.connect() as holder:
+        tx = await holder.begin()
+        await holder.execute(text("SELECT 1 FROM orders WHERE number = :n FOR UPDATE"), {"n": n})
+        tasks = [asyncio.ensure_future(grab(u)) for u in engineers]
+        waiting = 0
+        for _ in range(600):  # until all twenty wait on the lock (no time limit is asserted)
+            waiting = await _lock_waiters(engine)
+            if waiting == 20 or any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 20 and not any(t.done() for t in tasks)
+        await tx.commit()
+        results = await asyncio.gather(*tasks)
+
+    codes = sorted(code for _, code, _ in results)
     assert codes.count(200) == 1 and codes.count(409) == 19, codes
-    refusals = [b["error"]["message"] for code, b in results if code == 409]
-    assert all(m for m in refusals)
+    winner = next(user for user, code, _ in results if code == 200)
+    refusals = [b["error"]["message"] for _, code, b in results if code == 409]
+    assert all(m == f"已被 {names[winner]} 抢单" for m in refusals), refusals
     order = (await api("GET", f"/api/v1/orders/{n}", "kefu")).json()
-    assert [h["action"] for h in order["history"]].count("grab") == 1
+    assert order["assignee_name"] == names[winner] and order["version"] == 2
+    assert [h["action"] for h in order["history"]] == ["register", "grab"]
+
+
+async def _lock_waiters(engine) -> int:
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE orders SET status%'"
+                )
+            )
+        ).scalar_one()
 
 
 async def test_the_schema_lists_category_codes(client):
