@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from server.domain.lifecycle import ACTIONS, allowed_actions
+from server.domain.messages import DomainError
+from server.domain.vocab import Status
 from server.persistence import staff as staff_db
 from server.security import new_token, token_hash
 
@@ -599,3 +606,188 @@ async def test_work_quoted_on_site_over_500_yuan_cannot_start_before_prepayment(
     assert r.status_code == 409 and "500" in r.json()["error"]["message"]
     r = await act(api, "shifu1", n, "finish", result="换好", labour_yuan="650")
     assert r.status_code == 422 and r.json()["error"]["field"] == "labour_yuan"
+
+
+# ---- random walks against the real database ------------------------------------------------------
+
+
+WALKERS = (
+    "kefu",
+    "jiankong",
+    "zhuguan",
+    "shifu1",
+    "shifu2",
+    "shifu3",
+    "zhixu",
+    "jingli",
+    "caiwu",
+    "other_shifu",
+)
+WALK_STATS: dict[str, Any] = {"examples": 0, "accepted": 0, "statuses": set()}
+WALK_ACTIONS = (*sorted(ACTIONS), "teleport")
+
+
+@pytest.fixture(scope="session")
+async def walkers(engine) -> dict[str, Any]:
+    from server.persistence.orders import ActorInfo
+
+    out = {}
+    async with engine.connect() as conn:
+        for u in WALKERS:
+            row = await staff_db.by_username(conn, u)
+            out[u] = ActorInfo(
+                staff_id=row.id,
+                name=row.display_name,
+                role=row.role,
+                project_ids=row.project_ids,
+                team_ids=row.team_ids,
+                department=row.department_code,
+            )
+    return out
+
+
+def walk_inputs(kind: int, code: str, walkers: dict[str, Any]) -> dict[str, Any]:
+    """0: every input a step may need, good; 1: nothing; 2: bad values everywhere."""
+    if kind == 0:
+        return {
+            "assignee_id": walkers["shifu2"].staff_id,
+            "reason": "parts",
+            "code": code,
+            "promised_at": "2030-01-01T10:00:00+08:00",
+            "next_at": "2030-01-02T10:00:00+08:00",
+            "appointment_at": "2030-01-02T10:00:00+08:00",
+            "result": "已修好",
+            "method": "phone",
+            "rating": "unsatisfied",
+            "agreed_yuan": "100",
+            "remark": "备注",
+            "labour_yuan": "20",
+            "materials": [{"name": "水龙头", "quantity": "1", "unit_price_yuan": "30"}],
+        }
+    if kind == 1:
+        return {}
+    return {
+        "assignee_id": "abc",
+        "reason": "x" * 600,
+        "code": "000000" if code != "000000" else "111111",
+        "promised_at": "tomorrow",
+        "next_at": "",
+        "appointment_at": "31/12",
+        "result": "",
+        "method": "fax",
+        "rating": "5 stars",
+        "agreed_yuan": "-3",
+        "remark": "",
+        "labour_yuan": "1e9",
+        "materials": [{"name": "管", "quantity": "0"}],
+        "department": "kitchen",
+        "team_id": "x",
+    }
+
+
+async def walk_histories(conn, order_ids: list[int]) -> dict[int, list[tuple]]:
+    from sqlalchemy import text
+
+    rows = await conn.execute(
+        text(
+            "SELECT order_id, id, action, from_status, to_status FROM order_events "
+            "WHERE order_id = ANY(:o) ORDER BY order_id, id"
+        ),
+        {"o": order_ids},
+    )
+    out: dict[int, list[tuple]] = {o: [] for o in order_ids}
+    for r in rows:
+        out[r.order_id].append((r.id, r.action, r.from_status, r.to_status))
+    return out
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), length=st.integers(1, 25), kind=st.sampled_from(["repair", "matter"]))
+async def test_random_steps_by_random_people_keep_the_machine_and_the_whole_history(
+    engine, walkers, data, length, kind
+):
+    """Whatever anyone tries, in the database: the status stays in the machine, a refused step
+    writes nothing, an accepted one appends exactly one event, the history is never shortened nor
+    reordered and always chains from → to, and the row's status is its last event's."""
+    from sqlalchemy import text
+
+    from server import clock
+    from server.domain.intake import validate_intake
+    from server.persistence import orders as orders_db
+
+    now = clock.now()
+    async with engine.connect() as conn:
+        tx = await conn.begin()
+        try:
+            raw = {**NEW, "kind": kind, "category": "loss" if kind == "matter" else "plumbing"}
+            reg = await orders_db.register(conn, validate_intake(raw, now=now), walkers["kefu"], now)
+            current = reg.number
+            WALK_STATS["examples"] += 1
+            codes = {reg.number: reg.verification_code}
+            ids = [reg.id]
+            seen = await walk_histories(conn, ids)
+            for i in range(length):
+                row = await orders_db.get_by_number(conn, current)
+                who = data.draw(st.sampled_from(WALKERS), label="who")
+                # Half the time a step the buttons would offer this person (the rest: anything).
+                offered = allowed_actions(orders_db.order_view(row), walkers[who].as_lifecycle_actor())
+                if offered and data.draw(st.booleans(), label="offered"):
+                    action = data.draw(st.sampled_from(offered), label="action")
+                else:
+                    action = data.draw(st.sampled_from(WALK_ACTIONS), label="action")
+                inputs_kind = data.draw(st.sampled_from([0, 0, 0, 1, 2]), label="inputs")
+                stale = data.draw(st.sampled_from([False, False, False, True]), label="stale")
+                version = row["version"] - 1 if stale else row["version"]
+                inputs = walk_inputs(inputs_kind, codes[current], walkers)
+                at = now + timedelta(minutes=i + 1)
+                try:
+                    async with conn.begin_nested():
+                        result = await orders_db.apply_action(
+                            conn, current, action, version, walkers[who], inputs, at
+                        )
+                    accepted = True
+                    WALK_STATS["accepted"] += 1
+                except DomainError as e:
+                    assert e.kind in ("conflict", "forbidden", "invalid", "not_found"), e
+                    accepted = False
+                after = await orders_db.get_by_number(conn, current)
+                assert Status(after["status"]) in set(Status)
+                WALK_STATS["statuses"].add(after["status"])
+                if accepted:
+                    assert not stale and action in ACTIONS and after["version"] == row["version"] + 1
+                    assert result["status"] == after["status"]
+                    if result.get("rework_number"):
+                        ids.append(result["rework_id"])
+                        rework = await orders_db.get_by_number(conn, result["rework_number"])
+                        codes[rework["number"]] = rework["verification_code"]
+                        current = rework["number"]
+                else:
+                    assert after["version"] == row["version"] and after["status"] == row["status"]
+                hist = await walk_histories(conn, ids)
+                for oid, events in hist.items():
+                    before = seen.get(oid, [])
+                    assert events[: len(before)] == before, "an event was lost or reordered"
+                    grew = len(events) - len(before)
+                    if oid == row["id"]:
+                        assert grew == (1 if accepted else 0)
+                    for prev, nxt in pairwise(events):
+                        assert prev[3] == nxt[2], f"history breaks between {prev} and {nxt}"
+                seen = hist
+                for oid in ids:
+                    status = (
+                        await conn.execute(text("SELECT status FROM orders WHERE id = :o"), {"o": oid})
+                    ).scalar_one()
+                    assert hist[oid][-1][3] == status
+        finally:
+            await tx.rollback()
+
+
+def test_the_random_walks_really_ran_and_moved_orders():
+    """Runs after the walk above (file order): the walks were awaited and steps got through."""
+    assert WALK_STATS["examples"] >= 20 and WALK_STATS["accepted"] > 0, WALK_STATS
+    assert len(WALK_STATS["statuses"]) >= 4, WALK_STATS
+    print(WALK_STATS)
