@@ -791,3 +791,171 @@ def test_the_random_walks_really_ran_and_moved_orders():
     assert WALK_STATS["examples"] >= 20 and WALK_STATS["accepted"] > 0, WALK_STATS
     assert len(WALK_STATS["statuses"]) >= 4, WALK_STATS
     print(WALK_STATS)
+
+
+# ---- the contract of every endpoint and its refusals ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("+86 138-0013-8000", "13800138000"),
+        ("0086 13800138000", "13800138000"),
+        ("86 138 0013 8000", "13800138000"),
+        ("(010) 6552-9988", "01065529988"),
+        ("138 0013 8000 ", "13800138000"),
+    ],
+)
+async def test_phone_numbers_are_normalised(api, raw, normalised):
+    body = await register(api, reporter_phone=raw)
+    assert (await order_of(api, body["number"]))["reporter_phone"] == normalised
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"summary": "漏" * 101}, "summary"),
+        ({"summary": "   "}, "summary"),
+        ({"content": "水" * 2001}, "content"),
+        ({"reporter_name": "张" * 41}, "reporter_name"),
+        ({"reporter_phone": "1380013800"}, "reporter_phone"),
+        ({"reporter_phone": "+1 415 555 0100"}, "reporter_phone"),
+        ({"room": "1-1"}, "room"),
+        ({"category": "loss"}, "category"),
+        ({"category": "pizza"}, "category"),
+        ({"urgency": "asap"}, "urgency"),
+        ({"channel": "pigeon"}, "channel"),
+        ({"appointment_at": "2020-01-01T10:00:00+08:00"}, "appointment_at"),
+        ({"appointment_at": "next tuesday"}, "appointment_at"),
+        ({"catalog_item": "no-such-item"}, "catalog_item"),
+        ({"designated_engineer_id": "abc"}, "designated_engineer_id"),
+        ({"designated_engineer_id": 999999}, "designated_engineer_id"),
+        ({"project": "NOPE"}, "project"),
+        ({"summary": 12}, "summary"),
+        ({"area": "garden"}, "area"),
+    ],
+)
+async def test_every_bad_field_of_a_new_order_is_422_naming_it_and_nothing_is_saved(api, over, field):
+    before = (await api("GET", "/api/v1/orders?project=DEMO&limit=1000", "kefu")).json()["orders"]
+    r = await api("POST", "/api/v1/orders", "kefu", {**NEW, **over})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert field in (err.get("fields") or {}) or err.get("field") == field, err
+    assert err["message"]
+    after = (await api("GET", "/api/v1/orders?project=DEMO&limit=1000", "kefu")).json()["orders"]
+    assert len(after) == len(before)
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", "null", ""])
+async def test_a_body_that_is_no_order_is_4xx_not_500(client, tokens, body):
+    r = await client.post(
+        "/api/v1/orders",
+        content=body,
+        headers={"Authorization": f"Bearer {tokens['kefu']}", "Content-Type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500 and r.json()["error"]["message"]
+
+
+async def test_get_one_order_404_for_unknown_and_for_another_project(api):
+    r = await api("GET", "/api/v1/orders/BX-19990101-0001", "kefu")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    body = await register(api)
+    r = await api("GET", f"/api/v1/orders/{body['number']}", "other_shifu")
+    assert r.status_code == 404
+    order = await order_of(api, body["number"])
+    assert {"number", "status", "version", "history", "materials", "reopened_from"} <= set(order)
+    assert order["history"][0]["actor"] and order["history"][0]["at"]
+
+
+async def test_the_list_filters_by_kind_and_project_and_refuses_bad_filters(api):
+    matter = await register(api, kind="matter", category="enquiry", room="1-1-102")
+    r = await api("GET", "/api/v1/orders?kind=matter&project=DEMO", "kefu")
+    assert r.status_code == 200
+    listed = r.json()["orders"]
+    assert matter["number"] in [o["number"] for o in listed] and {o["kind"] for o in listed} == {"matter"}
+    assert (await api("GET", "/api/v1/orders?project=OTHER", "kefu")).json()["orders"] == []
+    for bad in ("status=flying", "kind=pizza", "limit=0", "limit=abc", "updated_since=2026-01-01T00:00:00"):
+        r = await api("GET", f"/api/v1/orders?{bad}", "kefu")
+        assert r.status_code in (400, 422), (bad, r.status_code)
+        assert r.json()["error"]["message"]
+
+
+async def test_the_list_since_a_time_has_only_what_changed_since(api):
+    from server import clock
+
+    body = await register(api)
+    since = clock.now().isoformat()
+    r = await api("GET", f"/api/v1/orders?updated_since={since.replace('+', '%2B')}", "kefu")
+    assert body["number"] not in [o["number"] for o in r.json()["orders"]]
+    await act(api, "shifu1", body["number"], "grab")
+    r = await api("GET", f"/api/v1/orders?updated_since={since.replace('+', '%2B')}", "kefu")
+    assert body["number"] in [o["number"] for o in r.json()["orders"]]
+
+
+@pytest.mark.parametrize(
+    ("user", "action", "inputs", "status", "field"),
+    [
+        ("shifu1", "cancel", {"reason": "不想修"}, 403, None),
+        ("caiwu", "grab", {}, 403, None),
+        ("other_shifu", "grab", {}, 404, None),
+        ("kefu", "teleport", {}, 404, None),
+        ("kefu", "assign", {"assignee_id": "abc"}, 422, "assignee_id"),
+        ("kefu", "assign", {}, 422, "assignee_id"),
+        ("kefu", "cancel", {"reason": "x" * 501}, 422, "reason"),
+        ("kefu", "callback", {"method": "phone", "rating": "satisfied"}, 409, None),
+    ],
+)
+async def test_an_action_refused_answers_the_right_status_and_writes_nothing(
+    api, user, action, inputs, status, field
+):
+    body = await register(api)
+    r = await act(api, user if user != "other_shifu" else "kefu", body["number"], "remark", remark="先看一眼")
+    version = (await order_of(api, body["number"]))["version"]
+    r = await api(
+        "POST", f"/api/v1/orders/{body['number']}/actions/{action}", user, {"version": version, **inputs}
+    )
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["message"] and (field is None or err["field"] == field)
+    order = await order_of(api, body["number"])
+    assert order["version"] == version and order["status"] == "pooled"
+
+
+@pytest.mark.parametrize("body", [{}, {"version": "v1"}, {"version": True}, {"version": None}])
+async def test_an_action_without_a_usable_version_is_422_naming_it(api, body):
+    order = await register(api)
+    r = await api("POST", f"/api/v1/orders/{order['number']}/actions/grab", "shifu1", body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "version"
+
+
+async def test_an_action_on_an_unknown_order_is_404(api):
+    r = await api("POST", "/api/v1/orders/BX-19990101-0001/actions/grab", "shifu1", {"version": 1})
+    assert r.status_code == 404 and r.json()["error"]["message"]
+
+
+async def test_spawn_repair_refusals(api):
+    matter = await register(api, kind="matter", category="complaint", room="1-1-102")
+    n = matter["number"]
+    r = await api("POST", f"/api/v1/orders/{n}/spawn-repair", "shifu1", {"category": "plumbing"})
+    assert r.status_code == 403
+    r = await api("POST", f"/api/v1/orders/{n}/spawn-repair", "kefu", {"category": "pizza"})
+    assert r.status_code == 422 and "category" in r.json()["error"]["fields"]
+    r = await api("POST", f"/api/v1/orders/{n}/spawn-repair", "kefu", {"category": "loss"})
+    assert r.status_code == 422 and "category" in (r.json()["error"].get("fields") or {})
+    r = await api("POST", "/api/v1/orders/BS-19990101-0001/spawn-repair", "kefu", {"category": "plumbing"})
+    assert r.status_code == 404
+    r = await api("POST", f"/api/v1/orders/{n}/spawn-repair", "other_kefu", {"category": "plumbing"})
+    assert r.status_code == 404
+    assert [h["action"] for h in (await order_of(api, n))["history"]] == ["register"]
+
+
+async def test_the_schema_documents_every_orders_endpoint(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    for path in (
+        "/api/v1/orders",
+        "/api/v1/orders/{number}",
+        "/api/v1/orders/{number}/actions/{action}",
+        "/api/v1/orders/{number}/spawn-repair",
+    ):
+        assert path in paths, sorted(paths)
+    assert "post" in paths["/api/v1/orders"] and "get" in paths["/api/v1/orders"]
