@@ -188,6 +188,12 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
         )
         assignee_id = intake.designated_engineer_id
 
+    rule = (
+        await dispatch_rule(conn, project["id"], intake.category.value)
+        if intake.kind is Kind.REPAIR
+        else None
+    )
+    team_id = rule["team_id"] if rule else None
     if intake.kind is Kind.MATTER:
         status = Status.ASSIGNED  # to the department; a handler accepts it
     elif assignee_id is not None:
@@ -195,13 +201,15 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     elif intake.kind is Kind.ENTRAPMENT:
         status = Status.NEW  # the alert pages the on-call engineer; whoever acknowledges takes it
     else:
-        status = Status.POOLED if project["dispatch_mode"] == "grab" else Status.NEW
+        mode = rule["mode"] if rule else project["dispatch_mode"]
+        status = Status.POOLED if mode == "grab" else Status.NEW
 
+    today = _project_day(now, project["tz"])
     if (
         intake.kind is Kind.REPAIR
         and intake.urgency is not Urgency.EMERGENCY
-        and intake.appointment_at is None
-        and await _engineering_saturated(conn, project["id"], _project_day(now, project["tz"]))
+        and (intake.appointment_at is None or _project_day(intake.appointment_at, project["tz"]) <= today)
+        and await _saturated(conn, project["id"], team_id, today)
     ):
         slots = ", ".join(s.strftime("%m-%d %H:%M") for s in later_slots(now, project["tz"]))
         raise ValidationErrors(
@@ -223,9 +231,10 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
                     "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, room_id, public_area_id, "
                     "location, reporter_name, reporter_phone, summary, content, channel, appointment_at, catalog_item_id, "
                     "designated_engineer_id, department_code, assignee_id, received_by, received_at, dispatched_at, "
-                    "verification_code, catalog_fee_fen, total_fen) VALUES (:number, :p, :kind, :cat, :urg, :status, :area, "
-                    ":room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, :designated, :dept, "
-                    ":assignee, :by, :now, :dispatched, :code, :price, :price) RETURNING id, version"
+                    "verification_code, catalog_fee_fen, total_fen, team_id) VALUES (:number, :p, :kind, :cat, :urg, "
+                    ":status, :area, :room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, "
+                    ":designated, :dept, :assignee, :by, :now, :dispatched, :code, :price, :price, :team) "
+                    "RETURNING id, version"
                 ),
                 {
                     "number": number,
@@ -253,6 +262,7 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
                     "dispatched": now if status is Status.ASSIGNED else None,
                     "code": code,
                     "price": price,
+                    "team": team_id,
                 },
             )
         )
@@ -296,8 +306,30 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     return reg
 
 
-async def _engineering_saturated(conn: AsyncConnection, project_id: int, day: date) -> bool:
-    """工作量已饱和: every engineering team of the project was marked saturated for today."""
+async def dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -> Mapping[str, Any] | None:
+    """The project's rule for this category: its team and grab pool or assignment."""
+    return (
+        (
+            await conn.execute(
+                text("SELECT team_id, mode FROM dispatch_rules WHERE project_id = :p AND category = :c"),
+                {"p": project_id, "c": category},
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+async def _saturated(conn: AsyncConnection, project_id: int, team_id: int | None, day: date) -> bool:
+    """工作量已饱和 today: the order's team, or (no team) every engineering team of the project."""
+    if team_id is not None:
+        return bool(
+            (
+                await conn.execute(
+                    text("SELECT saturated_on = :d FROM teams WHERE id = :t"), {"d": day, "t": team_id}
+                )
+            ).scalar()
+        )
     row = (
         await conn.execute(
             text(

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -959,3 +960,74 @@ async def test_the_schema_documents_every_orders_endpoint(client):
     ):
         assert path in paths, sorted(paths)
     assert "post" in paths["/api/v1/orders"] and "get" in paths["/api/v1/orders"]
+
+
+# ---- dispatch per project and category; team saturation ------------------------------------------
+
+
+@pytest.fixture
+async def dispatch_rules(engine):
+    """network → 水电班's grab pool; building → 土建班, assigned at the desk."""
+    from sqlalchemy import text
+
+    async with engine.begin() as conn:
+        teams = dict((await conn.execute(text("SELECT name, id FROM teams"))).all())
+        await conn.execute(
+            text(
+                "INSERT INTO dispatch_rules (project_id, category, team_id, mode) SELECT p.id, c, t, m FROM projects p, "
+                "(VALUES ('network', CAST(:water AS int), 'grab'), ('building', CAST(:build AS int), 'assign')) v(c, t, m) "
+                "WHERE p.code = 'DEMO'"
+            ),
+            {"water": teams["水电班"], "build": teams["土建班"]},
+        )
+    yield teams
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM dispatch_rules"))
+        await conn.execute(text("UPDATE teams SET saturated_on = NULL"))
+
+
+async def test_a_repair_goes_to_its_categorys_team_pool_or_to_the_desk(api, dispatch_rules):
+    net = await register(api, category="network")
+    assert net["status"] == "pooled"
+    assert (await order_of(api, net["number"]))["team_id"] == dispatch_rules["水电班"]
+    r = await act(api, "shifu3", net["number"], "grab")  # 土建班
+    assert r.status_code == 403 and r.json()["error"]["message"] == "此工单在其他班组的抢单池中"
+    assert (await act(api, "shifu1", net["number"], "grab")).status_code == 200
+    door = await register(api, category="building")
+    assert door["status"] == "new"  # waits for the desk to assign
+    assert (await order_of(api, door["number"]))["team_id"] == dispatch_rules["土建班"]
+    plumbing = await register(api, category="plumbing")  # no rule: the project's mode, no team
+    assert plumbing["status"] == "pooled"
+    assert (await order_of(api, plumbing["number"]))["team_id"] is None
+
+
+async def test_a_saturated_team_offers_later_slots_for_its_categories_only(api, engine, dispatch_rules):
+    from sqlalchemy import text
+
+    from server import clock
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE teams SET saturated_on = (now() AT TIME ZONE 'Asia/Shanghai')::date WHERE id = :t"),
+            {"t": dispatch_rules["水电班"]},
+        )
+    r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "category": "network"})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["field"] == "appointment_at" and "09:00" in err["message"] and "14:00" in err["message"]
+    soon = clock.now() + timedelta(minutes=5)
+    if (
+        soon.astimezone(ZoneInfo("Asia/Shanghai")).date()
+        == clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    ):
+        r = await api(
+            "POST",
+            "/api/v1/orders",
+            "kefu",
+            {**NEW, "category": "network", "appointment_at": soon.isoformat()},
+        )
+        assert r.status_code == 422  # later today is not later enough
+    later = (clock.now() + timedelta(days=2)).isoformat()
+    r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "category": "network", "appointment_at": later})
+    assert r.status_code == 201
+    assert (await api("POST", "/api/v1/orders", "kefu", {**NEW, "category": "building"})).status_code == 201
