@@ -143,35 +143,54 @@ async def test_a_burst_of_due_orders_is_recorded_once_each_by_two_workers(engine
     assert notes[0] == notes[1] == 30 * supervisors
 
 
-async def test_the_scheduled_job_records_a_breach_within_two_seconds(engine, two_workers, test_clock):
+async def _deadline_of(engine: Any, order_id: int, kind: str) -> Any:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT deadline FROM order_clocks WHERE order_id = :o AND kind = :k "
+                    "ORDER BY generation DESC LIMIT 1"
+                ),
+                {"o": order_id, "k": kind},
+            )
+        ).scalar_one()
+
+
+async def test_the_scheduled_job_records_the_breach_with_no_sweep_running(engine, test_clock):
+    """The job, not the sweep, records it: the worker runs without a sweep, and a twin order
+    whose job was never enqueued stays unrecorded. (How fast: `make bench`, breach_lag_*.)"""
     from server.config import get_settings
     from server.runtime import Runtime
     from workers.scheduling import schedule_deadline
 
-    [oid] = await new_orders(engine, 1, "定时任务")
-    async with engine.connect() as conn:
-        deadline = (
-            await conn.execute(
-                text("SELECT deadline FROM order_clocks WHERE order_id = :o AND kind = 'dispatch'"),
-                {"o": oid},
-            )
-        ).scalar_one()
-    # Jump to 1.5 s before the deadline, then schedule as the web process does after commit.
-    await set_clock(engine, (deadline - clock.now()).total_seconds() - 1.5 + clock.offset().total_seconds())
-    rt = Runtime.create(get_settings())
+    worker = start_worker({"SWEEP_SECONDS": "0"})
     try:
-        assert await schedule_deadline(rt, oid)
+        scheduled, unscheduled = await new_orders(engine, 2, "定时任务")
+        deadline = await _deadline_of(engine, scheduled, "dispatch")
+        # 1.5 s before the deadline, schedule as the web process does after commit: the job waits.
+        await set_clock(
+            engine, (deadline - clock.now()).total_seconds() - 1.5 + clock.offset().total_seconds()
+        )
+        rt = Runtime.create(get_settings())
+        try:
+            assert await schedule_deadline(rt, scheduled)
+        finally:
+            await rt.stop()
+        await set_clock(engine, clock.offset().total_seconds() + 60)  # both orders well past due
+        got = await wait_for(engine, BREACHES, {"ids": [scheduled]}, 1, 30)
+        assert got == 1
+        async with engine.connect() as conn:
+            by = (
+                await conn.execute(
+                    text("SELECT recorded_by FROM breaches WHERE order_id = :o AND clock_kind = 'dispatch'"),
+                    {"o": scheduled},
+                )
+            ).scalar_one()
+            twin = (await conn.execute(text(BREACHES), {"ids": [unscheduled]})).scalar_one()
+        assert by == "scheduled"
+        assert twin == 0
     finally:
-        await rt.stop()
-    got = await wait_for(engine, BREACHES, {"ids": [oid]}, 1, 8)
-    assert got == 1
-    async with engine.connect() as conn:
-        recorded_at, dl = (
-            await conn.execute(
-                text("SELECT recorded_at, deadline FROM breaches WHERE order_id = :o"), {"o": oid}
-            )
-        ).one()
-    assert timedelta(0) <= recorded_at - dl <= timedelta(seconds=2)
+        stop(worker)
 
 
 async def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(engine, test_clock):
@@ -308,3 +327,119 @@ async def test_pause_and_resume_move_the_deadline(engine, test_clock):
             c["kind"]: c["deadline"] for c in await clocks_db.clocks_of(conn, oid) if c["state"] == "running"
         }
     assert after["completion"] - before["completion"] >= timedelta(minutes=59)
+
+
+# ---- scheduling: one waiting job per order, at its next deadline, enqueued after commit -------
+
+
+async def _principal(engine: Any, username: str) -> Any:
+    from server.auth import _principal_from_staff
+    from server.persistence import staff as staff_db
+
+    async with engine.connect() as conn:
+        row = await staff_db.by_username(conn, username)
+    assert row is not None
+    return _principal_from_staff(row, "token")
+
+
+async def _next_due_ms(engine: Any, order_id: int) -> int:
+    async with engine.connect() as conn:
+        d = (
+            await conn.execute(
+                text(
+                    "SELECT min(deadline) FROM order_clocks WHERE order_id = :o AND state = 'running' "
+                    "AND breached_at IS NULL"
+                ),
+                {"o": order_id},
+            )
+        ).scalar_one()
+    return int(d.timestamp() * 1000)
+
+
+@pytest.fixture
+async def rt(engine) -> AsyncIterator[Any]:
+    from server.config import get_settings
+    from server.runtime import Runtime
+
+    runtime = Runtime.create(get_settings())
+    yield runtime
+    await runtime.stop()
+
+
+async def _register(rt: Any, summary: str, room: str = "5-1-301") -> Any:
+    from server.web.api_orders import create_order_from
+
+    return await create_order_from(
+        rt,
+        await _principal(rt.engine, "kefu"),
+        {
+            "project": "DEMO",
+            "kind": "repair",
+            "category": "plumbing",
+            "room": room,
+            "reporter_name": "测试",
+            "reporter_phone": "13900000002",
+            "summary": summary,
+        },
+    )
+
+
+async def _act(rt: Any, username: str, number: str, action: str, **body: Any) -> dict[str, Any]:
+    from server.web.api_orders import run_action
+
+    async with rt.engine.connect() as conn:
+        row = await orders_db.get_by_number(conn, number)
+    return await run_action(
+        rt, await _principal(rt.engine, username), number, action, {"version": row["version"], **body}
+    )
+
+
+async def test_a_new_order_waits_in_redis_as_one_job_at_its_next_deadline(engine, redis, rt, test_clock):
+    from workers.scheduling import schedule_deadline, waiting_jobs
+
+    reg = await _register(rt, "新单排程")
+    due = await _next_due_ms(engine, reg.id)
+    [(job_id, run_at)] = await waiting_jobs(redis, reg.id)
+    assert job_id == f"deadline:{reg.id}:{due}"
+    assert abs(run_at - due) <= 1  # Redis runs it at the deadline (ms rounding)
+    await schedule_deadline(rt, reg.id)  # a second request scheduling the same deadline
+    assert len(await waiting_jobs(redis, reg.id)) == 1
+
+
+async def test_pause_and_resume_replace_the_waiting_job(engine, redis, rt, test_clock):
+    from workers.scheduling import waiting_jobs
+
+    reg = await _register(rt, "挂起恢复排程", room="5-1-102")
+    shifu1 = await _principal(engine, "shifu1")
+    await _act(rt, "kefu", reg.number, "assign", assignee_id=shifu1.staff_id)
+    await _act(rt, "shifu1", reg.number, "accept")
+    await _act(rt, "shifu1", reg.number, "arrive", code=reg.verification_code)
+    [(before, _)] = await waiting_jobs(redis, reg.id)
+    promised = (clock.now() + timedelta(days=1)).isoformat()
+    await _act(rt, "shifu1", reg.number, "pause", reason="parts", promised_at=promised)
+    assert await waiting_jobs(redis, reg.id) == []  # every clock stopped: nothing to check
+    await set_clock(engine, 3600)
+    await _act(rt, "shifu1", reg.number, "resume")
+    due = await _next_due_ms(engine, reg.id)
+    [(job_id, run_at)] = await waiting_jobs(redis, reg.id)
+    assert job_id == f"deadline:{reg.id}:{due}" != before
+    assert abs(run_at - (due - 3_600_000)) <= 1  # Redis' wall clock is an hour behind the test clock
+
+
+async def test_reassignment_after_a_recorded_breach_schedules_the_next_unrecorded_deadline(
+    engine, redis, rt, test_clock
+):
+    from server.persistence import breaches
+    from workers.scheduling import waiting_jobs
+
+    reg = await _register(rt, "改派排程", room="5-1-201")
+    shifu1, shifu2 = await _principal(engine, "shifu1"), await _principal(engine, "shifu2")
+    await _act(rt, "kefu", reg.number, "assign", assignee_id=shifu1.staff_id)
+    await set_clock(engine, 16 * 60)  # arrival (15 min) and first callback missed
+    recorded = await breaches.record_due(engine, clock.now(), recorded_by="sweep", order_id=reg.id)
+    assert {r["kind"] for r in recorded} >= {"arrival"}
+    await _act(rt, "kefu", reg.number, "reassign", assignee_id=shifu2.staff_id, reason="换人")
+    jobs = await waiting_jobs(redis, reg.id)
+    due = await _next_due_ms(engine, reg.id)
+    assert [j for j, _ in jobs] == [f"deadline:{reg.id}:{due}"]
+    assert due > int(clock.now().timestamp() * 1000)  # not the breach already recorded
