@@ -24,6 +24,7 @@ from server import clock
 from server.domain.intake import validate_intake
 from server.persistence import orders as orders_db
 from server.persistence.orders import ActorInfo
+from tests.work_orders import retire
 
 ROOT = Path(__file__).resolve().parents[2]
 DESK = ActorInfo(staff_id=None, name="测试", role=None)
@@ -443,3 +444,84 @@ async def test_reassignment_after_a_recorded_breach_schedules_the_next_unrecorde
     due = await _next_due_ms(engine, reg.id)
     assert [j for j, _ in jobs] == [f"deadline:{reg.id}:{due}"]
     assert due > int(clock.now().timestamp() * 1000)  # not the breach already recorded
+
+
+# ---- shift jobs per project, in the project's time ---------------------------------------------
+
+
+async def _at_local(engine: Any, day_offset: int, hh: int, mm: int) -> Any:
+    """Move the test clock to hh:mm Asia/Shanghai, ``day_offset`` days after today."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Shanghai")
+    day = datetime.now(zone).date() + timedelta(days=day_offset)
+    target = datetime(day.year, day.month, day.day, hh, mm, tzinfo=zone)
+    await set_clock(engine, (target - datetime.now(zone)).total_seconds())
+    return target
+
+
+async def _shift_rows(engine: Any, notice: str, day: Any) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT o.recipient_id, o.payload FROM outbox o JOIN projects p ON p.id = o.project_id "
+                "WHERE p.code = 'DEMO' AND o.topic = 'shift' AND o.dedupe_key LIKE :k ORDER BY o.recipient_id"
+            ),
+            {"k": f"shift:{notice}:%:{day}:%"},
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def test_shift_jobs_send_each_list_once_per_project_and_day(engine, test_clock):
+    from workers.shift_jobs import shift_notices
+
+    ctx = {"engine": engine}
+    await _at_local(engine, 30, 10, 0)  # a morning a month ahead: the day's lists are ours alone
+    [morning] = await new_orders(engine, 1, "上午报修的工单")
+    async with engine.connect() as conn:
+        number = (
+            await conn.execute(text("SELECT number FROM orders WHERE id = :o"), {"o": morning})
+        ).scalar()
+        audience = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                    "JOIN projects p ON p.id = sp.project_id WHERE p.code = 'DEMO' AND s.active "
+                    "AND s.role IN ('supervisor', 'dispatcher')"
+                )
+            )
+        ).scalar_one()
+
+    when = await _at_local(engine, 30, 17, 5)  # 17:00: slips of orders taken before 14:00
+    assert await shift_notices(ctx) >= audience
+    slips = await _shift_rows(engine, "slips", when.date())
+    assert len(slips) == audience
+    assert number in slips[0]["payload"]["numbers"]
+    assert await shift_notices(ctx) == 0  # a second run the same minute (or a second worker)
+    assert len(await _shift_rows(engine, "slips", when.date())) == audience
+
+    await _at_local(engine, 30, 17, 20)  # 15 min before the desk closes: the end-of-shift list
+    await shift_notices(ctx)
+    eos = await _shift_rows(engine, "end_of_shift", when.date())
+    assert len(eos) == audience and eos[0]["payload"]["count"] >= 1
+
+    await _at_local(engine, 30, 21, 0)  # taken at night by the monitoring center
+    [night] = await new_orders(engine, 1, "夜间报修的工单")
+    async with engine.connect() as conn:
+        night_number = (
+            await conn.execute(text("SELECT number FROM orders WHERE id = :o"), {"o": night})
+        ).scalar()
+    nxt = await _at_local(engine, 31, 9, 5)  # 09:00 handover to the morning shift
+    await shift_notices(ctx)
+    handover = await _shift_rows(engine, "handover", nxt.date())
+    assert len(handover) == audience
+    assert night_number in handover[0]["payload"]["numbers"]
+    assert number not in handover[0]["payload"]["numbers"]  # taken by day, not handed over
+
+    later = await _at_local(engine, 32, 8, 5)  # daily: unfinished over 24 h
+    await shift_notices(ctx)
+    over = await _shift_rows(engine, "over_24h", later.date())
+    assert len(over) == audience
+    assert over[0]["payload"]["count"] >= 2
+    await retire(engine, number, night_number)
