@@ -367,7 +367,7 @@ async def rt(engine) -> AsyncIterator[Any]:
     await runtime.stop()
 
 
-async def _register(rt: Any, summary: str, room: str = "5-1-301") -> Any:
+async def _register(rt: Any, summary: str, room: str = "5-1-301", category: str = "plumbing") -> Any:
     from server.web.api_orders import create_order_from
 
     return await create_order_from(
@@ -376,7 +376,7 @@ async def _register(rt: Any, summary: str, room: str = "5-1-301") -> Any:
         {
             "project": "DEMO",
             "kind": "repair",
-            "category": "plumbing",
+            "category": category,
             "room": room,
             "reporter_name": "测试",
             "reporter_phone": "13900000002",
@@ -525,3 +525,65 @@ async def test_shift_jobs_send_each_list_once_per_project_and_day(engine, test_c
     assert len(over) == audience
     assert over[0]["payload"]["count"] >= 2
     await retire(engine, number, night_number)
+
+
+# ---- persistence leaves the arithmetic to server/domain/clocks.py --------------------------------
+
+
+@pytest.fixture
+async def hvac_on_business_hours(engine) -> AsyncIterator[None]:
+    """DEMO counts business hours (09:00-17:30) for the completion of its hvac orders: 4 h."""
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE projects SET business_hours = '09:00-17:30' WHERE code = 'DEMO'"))
+        await conn.execute(
+            text(
+                "INSERT INTO sla_rules (project_id, category, clock, minutes, business_hours) "
+                "SELECT id, 'hvac', 'completion', 240, true FROM projects WHERE code = 'DEMO'"
+            )
+        )
+    yield
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE projects SET business_hours = NULL WHERE code = 'DEMO'"))
+        await conn.execute(
+            text("UPDATE sla_rules SET active = false WHERE category = 'hvac' AND minutes = 240")
+        )
+
+
+async def test_a_pause_overnight_carries_the_business_time_left(
+    engine, rt, test_clock, hvac_on_business_hours
+):
+    """Paused at 17:00 with 3.5 business hours left, resumed at 10:00 the next working day: due at 13:30."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from server.domain.clocks import is_chinese_workday
+
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).date()
+    n = 1  # the next two working days in a row (chinese_calendar: holidays, 调休)
+    while not all(is_chinese_workday(today + timedelta(days=n + i)) for i in (0, 1)):
+        n += 1
+    day = today + timedelta(days=n)
+
+    def local(days: int, hh: int, mm: int) -> datetime:
+        d = day + timedelta(days=days)
+        return datetime(d.year, d.month, d.day, hh, mm, tzinfo=zone)
+
+    async def completion() -> datetime:
+        d = await _deadline_of(engine, reg.id, "completion")
+        return d.astimezone(zone).replace(second=0, microsecond=0)  # the test clock moves on
+
+    await _at_local(engine, n, 16, 30)
+    reg = await _register(rt, "空调不制冷", room="5-1-101", category="hvac")
+    assert await completion() == local(1, 12, 0)  # 1 h today, 3 h tomorrow morning
+    shifu1 = await _principal(engine, "shifu1")
+    await _act(rt, "kefu", reg.number, "assign", assignee_id=shifu1.staff_id)
+    await _act(rt, "shifu1", reg.number, "accept")
+    await _act(rt, "shifu1", reg.number, "arrive", code=reg.verification_code)
+    await _at_local(engine, n, 17, 0)
+    promised = local(2, 12, 0).isoformat()
+    await _act(rt, "shifu1", reg.number, "pause", reason="parts", promised_at=promised)
+    await _at_local(engine, n + 1, 10, 0)
+    await _act(rt, "shifu1", reg.number, "resume")
+    assert await completion() == local(1, 13, 30)  # not 17 wall-clock hours later
+    await retire(engine, reg.number)
