@@ -109,11 +109,24 @@
       p.col.setAttribute("data-shown", String(p.out));
     }
   }
-  var resizeTimer = null;
-  window.addEventListener("resize", function () {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(fit, 100);
-  });
+  // Anything that changes a list's height (the stats panel or sound button arriving, an alert
+  // banner, a window resize) fits again; fit itself only hides cards, so it never loops.
+  var fitQueued = false;
+  function fitSoon() {
+    if (fitQueued) return;
+    fitQueued = true;
+    requestAnimationFrame(function () { fitQueued = false; fit(); });
+  }
+  var watched = window.WeakSet ? new WeakSet() : null;
+  var sizes = window.ResizeObserver ? new ResizeObserver(fitSoon) : null;
+  function watchLists() {
+    if (!sizes || !watched) return;
+    var lists = live.querySelectorAll(".cards");
+    for (var i = 0; i < lists.length; i++) {
+      if (!watched.has(lists[i])) { watched.add(lists[i]); sizes.observe(lists[i]); }
+    }
+  }
+  window.addEventListener("resize", fitSoon);
 
   // Every poll carries the version it shows: an unchanged board answers 204 at no cost.
   document.addEventListener("htmx:configRequest", function (e) {
@@ -131,7 +144,7 @@
   });
   // The countdown text in the cached HTML is as of its render: correct it before the next paint.
   document.addEventListener("htmx:afterSwap", function (e) {
-    if (e.detail.elt === live || live.contains(e.detail.elt)) { tick(); fit(); alarm(); }
+    if (e.detail.elt === live || live.contains(e.detail.elt)) { tick(); fit(); watchLists(); alarm(); }
   });
 
   // ---- push: the stream only says "look now"; polling keeps working without it ----------------
@@ -204,6 +217,7 @@
 
   tick();
   fit();
+  watchLists();
   if (document.fonts && document.fonts.ready) document.fonts.ready.then(fit); // measured again in the real font
   setInterval(tick, 1000);
   setInterval(alarm, 2500);

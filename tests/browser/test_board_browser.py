@@ -336,6 +336,8 @@ async def test_only_whole_cards_are_shown_and_the_rest_are_counted(browser, live
             page = await context.new_page()
             await page.goto(url)
             await page.wait_for_selector(in_dom(orders[-1]["number"]), state="attached")
+            # The stats panel arrives by its own request and takes height from the columns.
+            await page.wait_for_function("document.querySelector('#board-stats').childElementCount > 0")
             await page.wait_for_timeout(300)
             col = page.locator("#col-dispatch")
             facts = await col.evaluate(
