@@ -68,9 +68,10 @@ async def record_due(
                     await _record_one(conn, breach, now, recorded_by)
                 recorded.append(breach)
             except Exception:
-                log.exception("recording breach of clock %s failed; retried later", c["id"])
+                log.exception("recording breach of clock %s failed; retried in a minute", c["id"])
                 await conn.execute(
-                    text("UPDATE order_clocks SET breached_at = NULL WHERE id = :i"), {"i": c["id"]}
+                    text("UPDATE order_clocks SET breached_at = NULL, breach_failed_at = :now WHERE id = :i"),
+                    {"i": c["id"], "now": now},
                 )
     return recorded
 

@@ -194,31 +194,61 @@ async def test_the_scheduled_job_records_the_breach_with_no_sweep_running(engine
         stop(worker)
 
 
-async def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(engine, test_clock):
+async def _lock_waiters(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            )
+        ).scalar_one()
+
+
+async def test_a_worker_killed_mid_transaction_loses_and_duplicates_nothing(engine, test_clock):
+    """The victim has claimed the due clocks and written part of their breaches when it dies."""
     ids = await new_orders(engine, 60, "worker 被杀")
     victim = start_worker()
     survivor = None
+    holder = await engine.connect()
     try:
+        # Hold one order's row: the victim's sweep stops there, its transaction half written.
+        await holder.begin()
+        await holder.execute(text("SELECT 1 FROM orders WHERE id = :o FOR UPDATE"), {"o": ids[-1]})
         await asyncio.sleep(2)
         await set_clock(engine, 6 * 60)
-        await asyncio.sleep(0.3)
-        victim.send_signal(signal.SIGKILL)  # wherever it is: mid-transaction or between
+        waiting = 0
+        for _ in range(120):
+            waiting = await _lock_waiters(engine)
+            if waiting:
+                break
+            await asyncio.sleep(0.25)
+        assert waiting, "the victim never reached the held row"
+        async with engine.connect() as conn:
+            # Nothing of an unfinished transaction is visible.
+            assert (await conn.execute(text(BREACHES), {"ids": ids})).scalar_one() == 0
+        victim.send_signal(signal.SIGKILL)
         victim.wait(5)
+        await holder.rollback()  # the dead worker's backend finds its client gone and rolls back
         survivor = start_worker()
-        got = await wait_for(engine, BREACHES, {"ids": ids}, 60, 25)
+        got = await wait_for(engine, BREACHES, {"ids": ids}, 60, 45)
         assert got == 60
         await asyncio.sleep(1)
         async with engine.connect() as conn:
-            dup = (
+            dup, events, notes = (
                 await conn.execute(
                     text(
-                        "SELECT count(*) - count(DISTINCT clock_id) FROM breaches WHERE order_id = ANY(:ids)"
+                        "SELECT (SELECT count(*) - count(DISTINCT clock_id) FROM breaches WHERE order_id = ANY(:ids)), "
+                        "(SELECT count(*) FROM order_events WHERE order_id = ANY(:ids) AND action = 'breach'), "
+                        "(SELECT count(*) - count(DISTINCT dedupe_key) FROM outbox WHERE order_id = ANY(:ids))"
                     ),
                     {"ids": ids},
                 )
-            ).scalar_one()
-        assert dup == 0
+            ).one()
+        assert (dup, events, notes) == (0, 60, 0)
     finally:
+        await holder.close()
         stop(victim)
         if survivor:
             stop(survivor)
@@ -587,3 +617,40 @@ async def test_a_pause_overnight_carries_the_business_time_left(
     await _act(rt, "shifu1", reg.number, "resume")
     assert await completion() == local(1, 13, 30)  # not 17 wall-clock hours later
     await retire(engine, reg.number)
+
+
+# ---- a row that cannot be computed is skipped, logged and retried ------------------------------
+
+
+async def test_a_clock_that_fails_to_record_is_skipped_logged_and_retried(engine, test_clock, caplog):
+    from server.persistence import breaches
+
+    bad, good = await new_orders(engine, 2, "坏数据")
+    async with engine.begin() as conn:
+        # A clock whose kind no code knows: recording its breach raises.
+        await conn.execute(
+            text(
+                "INSERT INTO order_clocks (order_id, kind, generation, started_at, deadline, minutes, state) "
+                "VALUES (:o, 'no_such_clock', 1, :t, :t, 1, 'running')"
+            ),
+            {"o": bad, "t": clock.now() - timedelta(minutes=1)},
+        )
+    await set_clock(engine, 6 * 60)
+    with caplog.at_level("ERROR", logger="server.persistence.breaches"):
+        recorded = await breaches.record_due(engine, clock.now(), recorded_by="sweep")
+    kinds = {(r["order_id"], r["kind"]) for r in recorded}
+    assert (good, "dispatch") in kinds and (bad, "dispatch") in kinds  # the loop went on past it
+    assert (bad, "no_such_clock") not in kinds
+    assert "retried in a minute" in caplog.text
+    caplog.clear()
+    soon = await breaches.record_due(engine, clock.now(), recorded_by="sweep", order_id=bad)
+    assert soon == [] and "no_such_clock" not in caplog.text  # not retried at once: no busy loop
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE order_clocks SET kind = 'progress' WHERE order_id = :o AND kind = 'no_such_clock'"),
+            {"o": bad},
+        )
+    assert await breaches.record_due(engine, clock.now(), recorded_by="sweep", order_id=bad) == []
+    await set_clock(engine, 6 * 60 + 61)  # a minute later the fixed row is recorded
+    again = await breaches.record_due(engine, clock.now(), recorded_by="sweep", order_id=bad)
+    assert [(r["order_id"], r["kind"]) for r in again] == [(bad, "progress")]
