@@ -654,3 +654,93 @@ async def test_a_clock_that_fails_to_record_is_skipped_logged_and_retried(engine
     await set_clock(engine, 6 * 60 + 61)  # a minute later the fixed row is recorded
     again = await breaches.record_due(engine, clock.now(), recorded_by="sweep", order_id=bad)
     assert [(r["order_id"], r["kind"]) for r in again] == [(bad, "progress")]
+
+
+# ---- who hears of each breach (DOMAIN.md §5–7) -------------------------------------------------
+
+
+async def test_each_kind_of_breach_reaches_its_audience_through_the_outbox(engine, test_clock):
+    from server.persistence import breaches
+
+    [oid] = await new_orders(engine, 1, "升级路线")
+    async with engine.begin() as conn:
+        team, lead = (
+            await conn.execute(
+                text(
+                    "SELECT t.id, t.lead_id FROM teams t JOIN projects p ON p.id = t.project_id "
+                    "WHERE p.code = 'DEMO' AND t.name = '水电班'"
+                )
+            )
+        ).one()
+        await conn.execute(text("UPDATE orders SET team_id = :t WHERE id = :o"), {"t": team, "o": oid})
+        for kind in ("progress", "arrival", "first_callback", "callback", "ack"):
+            await conn.execute(
+                text(
+                    "INSERT INTO order_clocks (order_id, kind, generation, started_at, deadline, minutes, state) "
+                    "VALUES (:o, :k, 1, :t, :t, 1, 'running')"
+                ),
+                {"o": oid, "k": kind, "t": clock.now()},
+            )
+        staff = {
+            role: {
+                r[0]
+                for r in await conn.execute(
+                    text(
+                        "SELECT s.id FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                        "JOIN projects p ON p.id = sp.project_id WHERE p.code = 'DEMO' AND s.role = :r AND s.active"
+                    ),
+                    {"r": role},
+                )
+            }
+            for role in ("supervisor", "dispatcher", "manager")
+        }
+    assert lead and all(staff.values())
+    await set_clock(engine, 2 * 24 * 3600)  # every clock of the order is past due
+    now = clock.now()
+    recorded = await breaches.record_due(engine, now, recorded_by="sweep", order_id=oid)
+    assert {r["kind"] for r in recorded} == {
+        "dispatch",
+        "progress",
+        "arrival",
+        "first_callback",
+        "completion",
+        "callback",
+        "ack",
+    }
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT payload->>'clock', recipient_id, available_at, dedupe_key FROM outbox "
+                    "WHERE order_id = :o AND topic = 'breach'"
+                ),
+                {"o": oid},
+            )
+        ).all()
+    heard: dict[str, set[int]] = {}
+    later: dict[str, set[int]] = {}
+    for kind, rid, at, _key in rows:
+        (later if at > now else heard).setdefault(kind, set()).add(rid)
+    sup, disp, mgr = staff["supervisor"], staff["dispatcher"], staff["manager"]
+    assert heard == {
+        "dispatch": sup,  # unclaimed pool → engineering supervisor
+        "progress": {lead},  # no progress for 2 h → team lead
+        "arrival": disp | sup,  # arrival missed → the dispatcher's apology call and the supervisor
+        "first_callback": disp,  # first callback due → the dispatcher's callback list
+        "completion": sup,  # completion missed → supervisor …
+        "callback": disp | mgr,
+        "ack": sup,
+    }
+    assert later == {"completion": mgr}  # … then manager
+    assert len({key for *_x, key in rows}) == len(rows)  # one dedupe key each
+    # Recording again (a second worker, a retried job) queues nothing more.
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE order_clocks SET breached_at = NULL WHERE order_id = :o"), {"o": oid})
+    assert await breaches.record_due(engine, now, recorded_by="scheduled", order_id=oid) == []
+    async with engine.connect() as conn:
+        n = (
+            await conn.execute(
+                text("SELECT count(*) FROM outbox WHERE order_id = :o AND topic = 'breach'"), {"o": oid}
+            )
+        ).scalar_one()
+    assert n == len(rows)
