@@ -283,7 +283,6 @@ async def test_redis_down_the_order_is_saved_and_the_sweep_catches_up(engine, te
         staff_id=kefu,
         role=Role.DISPATCHER,
     )
-    t0 = time.monotonic()
     reg = await create_order_from(
         rt,
         p,
@@ -297,9 +296,14 @@ async def test_redis_down_the_order_is_saved_and_the_sweep_catches_up(engine, te
             "summary": "Redis 宕机时报修",
         },
     )
-    assert time.monotonic() - t0 < 5  # a dead Redis costs no long retries on the request path
     await rt.stop()
-    assert reg.number
+    async with engine.connect() as conn:
+        saved = (
+            await conn.execute(
+                text("SELECT next_deadline IS NOT NULL FROM orders WHERE id = :o"), {"o": reg.id}
+            )
+        ).scalar_one()
+    assert saved  # the order and its clocks are committed; only its job is missing
     valkey.port = int(url.rsplit(":", 1)[1].split("/")[0])
     valkey.preferred_port = valkey.port
     valkey.start()
