@@ -16,7 +16,7 @@
 -- of its clocks (the lifecycle, the breach sweep) therefore never wait for each other here.
 
 CREATE TABLE order_facts (
-    order_id       bigint PRIMARY KEY REFERENCES orders(id),
+    order_id       bigint PRIMARY KEY REFERENCES orders(id) ON DELETE CASCADE,
     project_id     integer NOT NULL,
     received_at    timestamptz NOT NULL,
     counted        boolean NOT NULL,      -- false: cancelled without ever being done (left out)
