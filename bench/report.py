@@ -240,7 +240,13 @@ async def bench_report(database_url: str) -> dict[str, object]:
     }
 
 
-if __name__ == "__main__":  # python -m bench.report DATABASE_URL
+if __name__ == "__main__":
+    # Alone: baoxiu with-services --root .run/bench --database baoxiu_bench -- python -m bench.report
+    # (or python -m bench.report DATABASE_URL); prints the figure as one JSON line.
+    import json
+    import os
     import sys
 
-    print(asyncio.run(bench_report(sys.argv[1])))
+    os.environ.setdefault("BAOXIU_TEST_CLOCK", "0")
+    url = sys.argv[1] if len(sys.argv) > 1 else os.environ["DATABASE_URL"]
+    print(json.dumps(asyncio.run(bench_report(url)), ensure_ascii=False), flush=True)
