@@ -95,6 +95,7 @@ LABELS: dict[str, str] = {
     "code": N_("Customer code"),
     "team_id": N_("Team"),
     "agreed_yuan": N_("Agreed fee (yuan)"),
+    "remark": N_("Remark"),
 }
 
 ACTION_LABELS: dict[str, str] = {
@@ -130,6 +131,9 @@ ACTION_LABELS: dict[str, str] = {
     "record_agreement": N_("Record fee agreement"),
     "mark_paid": N_("Mark paid"),
     "spawn_repair": N_("Spawn repair"),
+    "start": N_("Start work"),
+    "promise": N_("Promise a finish time"),
+    "remark": N_("Add a remark"),
 }
 
 

@@ -452,12 +452,28 @@ def _look(row: Row, now: datetime) -> tuple[Card, datetime | None]:
     return Card(*row.static, band, mode, deadline_ms, value), change
 
 
-def _alert(a: Mapping[str, Any]) -> AlertView:
-    fired = int(a.get("next_step_index") or 0)
-    names, steps = paged_names(a.get("chain"), fired)
+@dataclass(frozen=True)
+class AlertProgress:
+    """Who has been paged and where the chain stands: "paged 张师傅、刘师傅 · step 2/4 · round 2"."""
+
+    paged: tuple[str, ...]
+    step: int
+    steps: int
+    round: int
+
+
+def alert_progress(chain: Any, fired: int) -> AlertProgress:
+    """The wall's and the tablet's reading of alerts.chain after `fired` (next_step_index) steps."""
+    names, steps = paged_names(chain, fired)
     if fired > steps > 0:
-        names, _n = paged_names(a.get("chain"), steps)  # every step has paged once at least
+        names, _n = paged_names(chain, steps)  # every step has paged once at least
     step, rnd = chain_position(fired, steps)
+    return AlertProgress(tuple(names), step, steps, rnd)
+
+
+def _alert(a: Mapping[str, Any]) -> AlertView:
+    progress = alert_progress(a.get("chain"), int(a.get("next_step_index") or 0))
+    names, step, steps, rnd = progress.paged, progress.step, progress.steps, progress.round
     started = parse_ts(a.get("started_at"))
     chain = a.get("chain") if isinstance(a.get("chain"), dict) else {}
     return AlertView(

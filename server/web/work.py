@@ -137,7 +137,7 @@ async def _alerts_data(rt: Runtime, p: Principal) -> dict[str, Any]:
         # Shown on this person's tablet: their on-screen pages of these alerts are delivered.
         await alerts_db.mark_seen(conn, p.staff_id, [a["id"] for a in alerts], clock.now())
     for a in alerts:
-        a["paged"], a["steps_total"] = board_view.paged_names(a.get("chain"), int(a["next_step_index"] or 0))
+        a["progress"] = board_view.alert_progress(a.get("chain"), int(a["next_step_index"] or 0))
     return {
         "alerts": sorted(alerts, key=lambda a: a["started_at"]),
         "alerts_version": version,

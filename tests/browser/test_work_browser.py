@@ -477,7 +477,7 @@ async def test_an_entrapment_reaches_the_tablet_within_two_seconds_rings_and_is_
         row = tablet.locator(".alert-row", has_text=number)
         await row.wait_for(timeout=2500)
         assert time.monotonic() - posted < 2.5  # issue 6: on the tablet within 2 s (and the browser's lag)
-        banner = wall.locator(".alerts .alert", has_text=number)
+        banner = wall.locator(".alerts .balert", has_text=number)
         await banner.wait_for(timeout=4000)
         await wall.screenshot(path=str(shot("board-entrapment-1920x1080")))
         rings = "parseInt(document.getElementById('tablet-alerts').dataset.rings || '0', 10)"

@@ -897,6 +897,17 @@ def test_the_step_is_counted_within_the_chain_and_its_rounds(fired, position):
     assert chain_position(fired, 4) == position
 
 
+def test_the_tablet_and_the_wall_read_an_alert_s_progress_alike():
+    """6 steps fired of a 4-step chain: everyone paged once, step 2 of round 2 (never "6/4")."""
+    from server.board.view import alert_progress
+
+    chain = {"steps": [{"name": "张师傅"}, {"name": "刘师傅"}, {"name": "王主管"}, {"name": "周经理"}]}
+    p = alert_progress(chain, 6)
+    assert (p.step, p.steps, p.round) == (2, 4, 2)
+    assert p.paged == ("张师傅", "刘师傅", "王主管", "周经理")
+    assert alert_progress(chain, 0) == alert_progress(chain, 0).__class__((), 0, 4, 1)
+
+
 def test_a_business_hours_countdown_is_rendered_by_the_minute():
     from datetime import UTC, datetime
 
