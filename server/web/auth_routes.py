@@ -16,7 +16,7 @@ from server.i18n import gettext as _
 from server.i18n import normalize_locale
 from server.persistence import staff as staff_db
 from server.runtime import Runtime
-from server.security import new_csrf_token, verify_password
+from server.security import client_ip, from_trusted_proxy, new_csrf_token, verify_password
 from server.web.templates import render
 
 HOME_OF_ROLE: dict[Role, str] = {
@@ -44,14 +44,21 @@ def _safe_next(value: str | None) -> str | None:
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address login throttling counts: behind a trusted proxy, from X-Forwarded-For."""
+    rt: Runtime = request.app.state.runtime
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), rt.settings.trusted_proxies)
 
 
 def _is_https(request: Request[Any, Any, Any], rt: Runtime) -> bool:
+    peer = request.client.host if request.client else None
     return (
         rt.settings.cookie_secure
         or request.url.scheme == "https"
-        or request.headers.get("x-forwarded-proto") == "https"
+        or (
+            request.headers.get("x-forwarded-proto") == "https"
+            and from_trusted_proxy(peer, rt.settings.trusted_proxies)
+        )
     )
 
 

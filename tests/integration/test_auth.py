@@ -271,3 +271,91 @@ async def test_readyz_names_migrations_that_are_not_current(settings, engine):
     assert r.status_code == 503
     body = r.json()
     assert body["database"] == "ok" and "baoxiu migrate" in body["migrations"] and body["redis"] == "ok"
+
+
+# ---- the client's address behind a reverse proxy -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "trusted", "expected"),
+    [
+        ("203.0.113.9", "1.2.3.4", (), "203.0.113.9"),  # no proxies configured: header ignored
+        ("203.0.113.9", "1.2.3.4", ("10.0.0.0/8",), "203.0.113.9"),  # peer is not a proxy
+        ("10.0.0.2", "1.2.3.4", ("10.0.0.0/8",), "1.2.3.4"),
+        ("10.0.0.2", "6.6.6.6, 1.2.3.4", ("10.0.0.0/8",), "1.2.3.4"),  # left part forged by the client
+        ("10.0.0.2", "1.2.3.4, 10.0.0.7", ("10.0.0.0/8",), "1.2.3.4"),  # two proxies deep
+        ("10.0.0.2", "not-an-ip", ("10.0.0.0/8",), "10.0.0.2"),
+        ("10.0.0.2", None, ("10.0.0.0/8",), "10.0.0.2"),
+        ("::1", "2001:db8::5", ("::1",), "2001:db8::5"),
+    ],
+)
+def test_the_client_ip_believes_only_trusted_proxies(peer, xff, trusted, expected):
+    from server.security import client_ip
+
+    assert client_ip(peer, xff, trusted) == expected
+
+
+async def _fail_logins(c, n, xff):
+    """n failed logins under distinct usernames (so only the per-IP counter can trip)."""
+    last = None
+    for i in range(n):
+        page = await c.get("/login")
+        token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+        last = await c.post(
+            "/login",
+            data={"username": f"nobody{i}-{xff(i)}", "password": "x", "_csrf": token},
+            headers={"X-Forwarded-For": xff(i)},
+        )
+    return last
+
+
+async def test_a_forged_forwarded_for_does_not_escape_ip_throttling(client, settings):
+    """Without TRUSTED_PROXIES the header is ignored: the 6th failure from one peer is throttled."""
+    assert settings.trusted_proxies == ()
+    r = await _fail_logins(client, 6, lambda i: f"198.51.100.{i}")
+    assert r.status_code == 429
+
+
+@pytest.fixture
+async def app_behind_proxy(settings, redis):
+    from dataclasses import replace
+
+    from server.app import create_app
+
+    keys = await redis.keys("login:*")
+    if keys:
+        await redis.delete(*keys)
+    application = create_app(replace(settings, trusted_proxies=("127.0.0.1/32",)))
+    for hook in application.on_startup:
+        await hook(application)
+    yield application
+    for hook in application.on_shutdown:
+        await hook(application)
+
+
+async def test_behind_a_trusted_proxy_each_client_is_throttled_by_its_own_address(app_behind_proxy):
+    async with make_client(app_behind_proxy) as c:  # the test client's peer is 127.0.0.1: the proxy
+        r = await _fail_logins(c, 6, lambda i: f"198.51.100.{i}")
+        assert r.status_code == 401  # six residents behind one nginx, one failure each
+        r = await _fail_logins(c, 6, lambda i: "192.0.2.77")
+        assert r.status_code == 429  # one client failing six times
+        page = await c.get("/login")
+        token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+        r = await c.post(
+            "/login",
+            data={"username": "kefu", "password": "demo1234", "_csrf": token},
+            headers={"X-Forwarded-For": "192.0.2.78", "X-Forwarded-Proto": "https"},
+        )
+        assert r.status_code == 303  # a neighbour is not locked out by the throttled one
+        assert "secure" in r.headers["set-cookie"].lower()  # https as the proxy says
+
+
+async def test_an_untrusted_peer_cannot_claim_https(client):
+    page = await client.get("/login")
+    token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+    r = await client.post(
+        "/login",
+        data={"username": "kefu", "password": "demo1234", "_csrf": token},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert r.status_code == 303 and "secure" not in r.headers["set-cookie"].lower()
