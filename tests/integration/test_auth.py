@@ -359,3 +359,97 @@ async def test_an_untrusted_peer_cannot_claim_https(client):
         headers={"X-Forwarded-Proto": "https"},
     )
     assert r.status_code == 303 and "secure" not in r.headers["set-cookie"].lower()
+
+
+# ---- roles × routes, from one table ---------------------------------------------------------
+
+# Columns: dispatcher, engineer, supervisor, monitor, manager, finance, admin, the outsider (a
+# dispatcher of project OTHER), anonymous. Pages are opened with the person's session, /api with
+# their personal token. ok = 200, no = 403 (role), hid = 404 (another project's: its existence
+# is private), none = 200 without any DEMO order, in = sent to the login page (pages) or 401 (API).
+PEOPLE = ["kefu", "shifu1", "zhuguan", "jiankong", "jingli", "caiwu", "admin", "other_kefu", None]
+ACCESS = """
+route                        kefu shifu1 zhuguan jiankong jingli caiwu admin other_kefu anon
+/desk                        ok   no     ok      ok       no     no    no    ok         in
+/triage                      ok   no     ok      ok       ok     no    no    ok         in
+/tablet                      no   ok     ok      no       no     no    no    no         in
+/board?project=DEMO          ok   ok     ok      ok       ok     ok    ok    hid        in
+/reports?project=DEMO        no   no     ok      no       ok     no    ok    no         in
+/finance                     ok   no     no      no       ok     ok    no    ok         in
+/callbacks                   ok   no     ok      ok       ok     no    no    ok         in
+/shift                       ok   no     ok      ok       ok     no    no    ok         in
+/alerts                      ok   no     ok      ok       ok     no    ok    ok         in
+/admin                       no   no     ok      no       no     no    ok    no         in
+/admin/staff                 no   no     no      no       no     no    ok    no         in
+/admin/projects              no   no     no      no       no     no    ok    no         in
+/account                     ok   ok     ok      ok       ok     ok    ok    ok         in
+/orders/{order}              ok   ok     ok      ok       ok     ok    ok    hid        in
+/api/v1/orders?project=DEMO  ok   ok     ok      ok       ok     ok    ok    none       in
+/api/v1/orders/{order}       ok   ok     ok      ok       ok     ok    ok    hid        in
+/api/v1/alerts               ok   ok     ok      ok       ok     no    ok    ok         in
+/api/v1/oncall?project=DEMO  ok   ok     ok      ok       ok     ok    ok    hid        in
+"""
+
+
+def _access_table() -> list[tuple[str, str | None, str]]:
+    lines = [line.split() for line in ACCESS.strip().splitlines()]
+    header, rows = lines[0][1:], lines[1:]
+    assert header[:-1] == PEOPLE[:-1] and len(header) == len(PEOPLE)
+    cases = []
+    for route, *cells in rows:
+        assert len(cells) == len(PEOPLE), route
+        cases += [(route, person, cell) for person, cell in zip(PEOPLE, cells, strict=True)]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def access_tokens() -> dict[str, str]:
+    return {}
+
+
+@pytest.mark.parametrize("person", PEOPLE, ids=[p or "anonymous" for p in PEOPLE])
+async def test_roles_by_routes(person, app, engine, redis, access_tokens):
+    from sqlalchemy import text
+
+    from server.persistence import staff as staff_db
+    from server.security import new_token, token_hash
+
+    async with engine.connect() as conn:
+        order = (
+            await conn.execute(
+                text(
+                    "SELECT o.number FROM orders o JOIN projects p ON p.id = o.project_id"
+                    " WHERE p.code = 'DEMO' ORDER BY o.id LIMIT 1"
+                )
+            )
+        ).scalar_one()
+    keys = await redis.keys("login:*")
+    if keys:
+        await redis.delete(*keys)
+    headers: dict[str, str] = {}
+    async with make_client(app) as c:
+        if person:
+            token = new_token("bx")
+            async with engine.begin() as conn:
+                row = await staff_db.by_username(conn, person)
+                await staff_db.create_api_token(conn, row.id, token_hash(token), "access table")
+            headers = {"Authorization": f"Bearer {token}"}
+            r = await post_login(c, {"username": person, "password": "demo1234"})
+            assert r.status_code == 303
+        wrong = []
+        for route, who, expected in _access_table():
+            if who != person:
+                continue
+            path = route.format(order=order)
+            api = path.startswith("/api/")
+            r = await c.get(path, headers=headers if api else {})
+            got = {200: "ok", 403: "no", 404: "hid", 401: "in"}.get(r.status_code, str(r.status_code))
+            if r.status_code == 303 and r.headers["location"].startswith("/login"):
+                got = "in"
+            if got == "ok" and expected == "none":
+                got = "none" if not [o for o in r.json()["orders"] if o["project"] == "DEMO"] else "DEMO rows"
+            if got != expected:
+                wrong.append(f"{path}: expected {expected}, got {got}")
+            if got in ("no", "hid") and not api:  # a refusal is a page in the user's language
+                assert "<html" in r.text and 'lang="zh-CN"' in r.text, path
+        assert not wrong, wrong
