@@ -266,6 +266,13 @@ async def create_team(
     )
 
 
+async def update_team(conn: AsyncConnection, team_id: int, name: str, department_code: str) -> None:
+    await conn.execute(
+        text("UPDATE teams SET name = :n, department_code = :d WHERE id = :i"),
+        {"n": name, "d": department_code, "i": team_id},
+    )
+
+
 async def set_team_lead(conn: AsyncConnection, team_id: int, lead_id: int | None) -> None:
     await conn.execute(text("UPDATE teams SET lead_id = :l WHERE id = :i"), {"l": lead_id, "i": team_id})
     if lead_id is not None:

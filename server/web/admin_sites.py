@@ -527,6 +527,35 @@ async def team_lead(request: Req, team_id: int) -> Response[str]:
     return await _teams_page(request, project_id, flash=_("Saved"))
 
 
+@post("/admin/teams/{team_id:int}", guards=[staff_guard], opt=ADMIN, status_code=200)
+async def team_edit(request: Req, team_id: int) -> Response[str]:
+    """Rename a team or move it to another department (its members and open orders stay)."""
+    rt, p = who(request)
+    form = await read_form(request)
+    async with rt.engine.connect() as conn:
+        project_id = (await _team(conn, p, team_id))["project_id"]
+
+    async def save(conn: AsyncConnection) -> None:
+        before = await _team(conn, p, team_id)
+        errors: dict[str, str] = {}
+        name = text_field(form, "name", errors, max_len=50)
+        department = form.get("department") or ""
+        if department not in {d.value for d in Department}:
+            errors["department"] = _("Choose a department")
+        if errors:
+            raise Invalid(errors)
+        await admin_db.update_team(conn, team_id, name, department)
+        changes = {
+            k: [before[k], v] for k, v in (("name", name), ("department_code", department)) if before[k] != v
+        }
+        await admin_db.audit(conn, p.staff_id, f"team:{team_id}", "update", changes)
+
+    _unused, errors = await write(rt, save)
+    if errors:
+        return await _teams_page(request, project_id, status=422, errors=errors)
+    return await _teams_page(request, project_id, flash=_("Saved: %(name)s", name=form.get("name") or ""))
+
+
 # ---- 工作量已饱和 ---------------------------------------------------------------------------
 
 
@@ -594,6 +623,7 @@ ROUTES = [
     teams_index,
     team_create,
     team_lead,
+    team_edit,
     workload,
     team_saturation,
 ]

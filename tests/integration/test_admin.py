@@ -800,3 +800,75 @@ async def test_odd_input_is_refused_not_a_server_error(client, login, engine):
     assert r.status_code == 200
     sid = await _id(engine, "SELECT id FROM suppliers WHERE name = :n", n=name.replace("\x00", ""))
     await client.post(f"/admin/suppliers/{sid}/active", data={"_csrf": token, "active": "0"})
+
+
+async def test_teams_are_renamed_and_moved_but_not_across_projects(client, login, new_client, engine):
+    token = await login("admin")
+    code = _unique("TE").upper()[:8]
+    await client.post(
+        "/admin/projects",
+        data={
+            "_csrf": token,
+            "code": code,
+            "name": "班组改名",
+            "tz": "Asia/Shanghai",
+            "desk_opens": "09:00",
+            "desk_closes": "17:30",
+            "dispatch_mode": "grab",
+        },
+    )
+    pid = await _id(engine, "SELECT id FROM projects WHERE code = :c", c=code)
+    for name in ("水电班", "保洁一组"):
+        r = await client.post(
+            f"/admin/projects/{pid}/teams",
+            headers=HX,
+            data={"_csrf": token, "name": name, "department": "engineering"},
+        )
+        assert r.status_code == 200, r.text
+    tid = await _id(engine, "SELECT id FROM teams WHERE project_id = :p AND name = '保洁一组'", p=pid)
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "保洁二组", "department": "cleaning"}
+    )
+    assert r.status_code == 200 and "保洁二组" in r.text
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT name, department_code FROM teams WHERE id = :t"), {"t": tid})
+        ).one()
+    assert tuple(row) == ("保洁二组", "cleaning")
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "水电班", "department": "cleaning"}
+    )
+    assert r.status_code == 422 and 'data-field="name"' in r.text  # the other team's name
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "保洁二组", "department": "forestry"}
+    )
+    assert r.status_code == 422 and 'data-field="department"' in r.text
+    assert await _id(engine, "SELECT name FROM teams WHERE id = :t", t=tid) == "保洁二组"
+    assert await _events(engine, f"team:{tid}") == ["create", "update"]
+    # Another project's team does not exist for this admin; a supervisor may not edit teams.
+    other = await _id(engine, "SELECT id FROM projects WHERE code = 'OTHER'")
+    async with engine.begin() as conn:
+        other_team = (
+            await conn.execute(
+                text(
+                    "INSERT INTO teams (project_id, department_code, name) VALUES (:p, 'engineering', :n)"
+                    " RETURNING id"
+                ),
+                {"p": other, "n": _unique("别人的班组")},
+            )
+        ).scalar_one()
+    r = await client.post(
+        f"/admin/teams/{other_team}",
+        headers=HX,
+        data={"_csrf": token, "name": "抢来的", "department": "cleaning"},
+    )
+    assert r.status_code == 404
+    assert await _id(engine, "SELECT department_code FROM teams WHERE id = :t", t=other_team) == "engineering"
+    async with new_client() as c:
+        sup = await _login(c, "zhuguan")
+        r = await c.post(
+            f"/admin/teams/{tid}",
+            headers=HX,
+            data={"_csrf": sup, "name": "主管改的", "department": "cleaning"},
+        )
+        assert r.status_code == 403
