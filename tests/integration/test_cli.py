@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -224,3 +225,54 @@ def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
 def test_run_stopped_by_ctrl_c_leaves_nothing_behind(tmp_path):
     """Ctrl-C in a terminal sends SIGINT to the whole foreground process group."""
     _run_and_stop(tmp_path, lambda proc: os.killpg(proc.pid, signal.SIGINT))
+
+
+# ---- .ci/run -----------------------------------------------------------------------------------
+
+
+def _fake_tools(bin_dir: Path, log: Path, link: list[str]) -> None:
+    """apt-get, sudo and make that only record their arguments; `link` real tools beside them."""
+    bin_dir.mkdir()
+    for name in ("apt-get", "make"):
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        script.chmod(0o755)
+    for name in link:
+        real = shutil.which(name)
+        assert real, name
+        (bin_dir / name).symlink_to(real)
+
+
+def _ci_run(path: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": path, "HOME": os.environ.get("HOME", "/root"), "DATABASE_URL": "x", "REDIS_URL": "y"}
+    return subprocess.run(
+        ["bash", str(ROOT / ".ci" / "run")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_ci_run_installs_only_what_is_missing_then_runs_make_test(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the bare-machine case runs as root (no sudo in the fake PATH)")
+    log = tmp_path / "calls.log"
+    # A bare Debian: a shell and coreutils, no chromium, wrk, CJK fonts or python3 (make is the
+    # recording fake).
+    _fake_tools(tmp_path / "bin", log, ["bash", "dirname", "grep", "id", "env", "sh"])
+    r = _ci_run(str(tmp_path / "bin"))
+    assert r.returncode == 0, r.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "apt-get update -qq"
+    install = calls[1].split()
+    assert install[:5] == ["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
+    assert set(install[5:]) == {"chromium", "fonts-noto-cjk", "wrk", "python3", "python3-venv"}
+    assert calls[2:] == ["make test"]
+
+
+def test_ci_run_twice_on_a_ready_machine_installs_nothing(tmp_path):
+    if not (shutil.which("chromium") and shutil.which("wrk") and shutil.which("fc-list")):
+        pytest.skip("this machine is not the ready CI image")
+    log = tmp_path / "calls.log"
+    _fake_tools(tmp_path / "bin", log, [])
+    for _ in range(2):
+        r = _ci_run(f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+        assert r.returncode == 0, r.stderr
+    assert log.read_text().splitlines() == ["make test", "make test"]
