@@ -276,3 +276,102 @@ def test_ci_run_twice_on_a_ready_machine_installs_nothing(tmp_path):
         r = _ci_run(f"{tmp_path / 'bin'}:{os.environ['PATH']}")
         assert r.returncode == 0, r.stderr
     assert log.read_text().splitlines() == ["make test", "make test"]
+
+
+# ---- user, token and kiosk commands; secrets; vendored files ---------------------------------
+
+
+async def test_user_token_and_kiosk_commands_work_end_to_end(client, new_client, engine):
+    from sqlalchemy import text
+
+    from tests.conftest import post_login
+
+    name = f"cli{os.getpid() % 100000}"
+    r = run_cli(
+        "user", "create", "--name", name, "--role", "engineer", "--project", "DEMO",
+        "--team", "水电班", "--password", "longenough1", "--pin", "4680",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    async with engine.connect() as conn:
+        teams = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT t.name FROM staff s JOIN staff_teams st ON st.staff_id = s.id"
+                        " JOIN teams t ON t.id = st.team_id WHERE s.username = :u"
+                    ),
+                    {"u": name},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert teams == ["水电班"]
+    r = await post_login(client, {"username": name, "password": "longenough1"})
+    assert r.status_code == 303 and r.headers["location"] == "/tablet"
+    again = run_cli("user", "create", "--name", name, "--role", "engineer", "--project", "DEMO")
+    assert again.returncode == 1 and "exists" in one_line(again.stderr)
+
+    t = run_cli("token", "create", "--user", name)
+    assert t.returncode == 0, t.stderr
+    token = t.stdout.strip()
+    assert token.startswith("bx_")
+    async with engine.connect() as conn:  # stored hashed, never as given
+        assert not (
+            await conn.execute(text("SELECT 1 FROM api_tokens WHERE token_hash = :t"), {"t": token})
+        ).first()
+    r = await client.get("/api/v1/orders?project=DEMO&limit=1", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+
+    k = run_cli("kiosk", "create", "--project", "DEMO")
+    assert k.returncode == 0, k.stderr
+    url = k.stdout.strip()
+    assert "/board?kiosk=" in url
+    async with new_client() as wall:  # no login: the token is the credential
+        r = await wall.get(url[url.index("/board") :] + "&project=DEMO")
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["user", "create", "--name", "x1", "--role", "wizard", "--project", "DEMO"], "unknown role"),
+        (["user", "create", "--name", "x2", "--role", "engineer", "--project", "NOPE"], "NOPE"),
+        (
+            ["user", "create", "--name", "x3", "--role", "engineer", "--project", "DEMO", "--team", "无此班"],
+            "无此班",
+        ),
+        (["token", "create", "--user", "nobody-here"], "nobody-here"),
+        (["kiosk", "create", "--project", "NOPE"], "NOPE"),
+    ],
+)
+def test_cli_refusals_are_one_line(args, says):
+    r = run_cli(*args)
+    assert r.returncode == 1
+    assert says in one_line(r.stderr)
+
+
+def test_secrets_are_generated_once_into_the_run_dir(tmp_path):
+    from server.config import load_or_create_secrets
+
+    first = load_or_create_secrets(tmp_path)
+    path = tmp_path / "secrets.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(first["session_secret"]) >= 40 and first["session_secret"] != first["iot_secret"]
+    assert load_or_create_secrets(tmp_path) == first  # kept across restarts: sessions survive
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".run/secrets.json"], cwd=ROOT, capture_output=True
+    )
+    assert ignored.returncode == 0  # never committed
+
+
+def test_the_vendored_files_match_the_readmes_sha256():
+    import hashlib
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"\| `(static/vendor/[^`]+)` \| [^|]+ \| `([0-9a-f]{64})` \|", readme)
+    assert len(rows) >= 2
+    for path, digest in rows:
+        assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest, path
+    assert {p for p, _ in rows} == {f"static/vendor/{f.name}" for f in (ROOT / "static" / "vendor").iterdir()}
