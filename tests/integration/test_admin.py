@@ -96,6 +96,68 @@ async def test_another_projects_pages_do_not_exist_for_the_admin(client, login, 
     assert "other_kefu" not in (await client.get("/admin/staff")).text
 
 
+async def test_the_admin_cannot_write_another_projects_data(client, login, engine):
+    """Every admin write naming another project's row is a 404, and nothing changes there."""
+    token = await login("admin")
+    other = await _id(engine, "SELECT id FROM projects WHERE code = 'OTHER'")
+    other_kefu = await _id(engine, "SELECT id FROM staff WHERE username = 'other_kefu'")
+    demo = await _id(engine, "SELECT id FROM projects WHERE code = 'DEMO'")
+
+    async def snapshot() -> tuple[Any, ...]:
+        async with engine.connect() as conn:
+            return tuple(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM buildings WHERE project_id = :p),"
+                            " (SELECT count(*) FROM rooms r JOIN buildings b ON b.id = r.building_id"
+                            "   WHERE b.project_id = :p),"
+                            " (SELECT count(*) FROM public_areas WHERE project_id = :p),"
+                            " (SELECT count(*) FROM teams WHERE project_id = :p),"
+                            " (SELECT name FROM projects WHERE id = :p),"
+                            " (SELECT row(active, password_hash, role, display_name)::text FROM staff WHERE id = :s)"
+                        ),
+                        {"p": other, "s": other_kefu},
+                    )
+                ).one()
+            )
+
+    before = await snapshot()
+    writes = [
+        (f"/admin/projects/{other}", {"name": "改名", "tz": "Asia/Shanghai"}),
+        (f"/admin/projects/{other}/buildings", {"b_code": "9", "b_name": "9栋"}),
+        (f"/admin/projects/{other}/rooms", {"building": "1", "room": "101"}),
+        (
+            f"/admin/projects/{other}/rooms/bulk",
+            {"building": "1", "floors": "2", "units": "1", "per_floor": "2"},
+        ),
+        (f"/admin/projects/{other}/areas", {"area_name": "大堂"}),
+        (f"/admin/projects/{other}/teams", {"name": "抢来的班", "department": "engineering"}),
+        (f"/admin/staff/{other_kefu}", {"display_name": "改了", "role": "admin", "projects": str(demo)}),
+        (f"/admin/staff/{other_kefu}/active", {"active": "0"}),
+        (f"/admin/staff/{other_kefu}/password", {"password": "longenough9"}),
+    ]
+    for path, data in writes:
+        r = await client.post(path, headers=HX, data={"_csrf": token, **data})
+        assert r.status_code == 404, (path, r.status_code)
+    # Nor can the admin put a new person into a project they do not serve.
+    r = await client.post(
+        "/admin/staff",
+        headers=HX,
+        data={
+            "_csrf": token,
+            "username": _unique("intruder"),
+            "display_name": "外人",
+            "role": "dispatcher",
+            "password": "longenough1",
+            "projects": str(other),
+        },
+    )
+    assert r.status_code in (404, 422)
+    assert await _id(engine, "SELECT count(*) FROM staff WHERE display_name = '外人'") == 0
+    assert await snapshot() == before
+
+
 # ---- staff ------------------------------------------------------------------------------------
 
 
