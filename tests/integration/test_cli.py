@@ -68,6 +68,25 @@ def test_a_port_in_use_is_one_clear_line():
     assert str(port) in one_line(r.stderr)
 
 
+def test_run_on_a_port_in_use_is_one_clear_line_and_starts_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        env.update({"BAOXIU_RUN_DIR": str(tmp_path / "run"), "PORT": str(port)})
+        r = subprocess.run([*BAOXIU, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"port {port}" in one_line(r.stderr) and "PORT=" in r.stderr
+    assert not (tmp_path / "run" / "pgdata").exists()
+
+
+def test_run_with_a_wrong_redis_url_is_one_clear_line():
+    r = run_cli("run", env={"REDIS_URL": "redis://127.0.0.1:1/0", "PORT": str(free_port())})
+    assert r.returncode == 1
+    assert "REDIS_URL" in one_line(r.stderr)
+
+
 @pytest.mark.parametrize("command", ["serve", "worker", "migrate", "demo"])
 def test_every_command_names_a_wrong_database_url(command):
     r = run_cli(command, env={"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"})
