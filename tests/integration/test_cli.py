@@ -184,7 +184,28 @@ def test_stale_pid_files_are_cleaned_on_the_next_start(tmp_path):
         alive.wait()
 
 
-def _run_and_stop(tmp_path: Path, stop: Any) -> None:
+def _workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process(proc.pid).children()
+        if "worker" in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def _kill_the_worker_and_see_it_restarted(proc: subprocess.Popen[str]) -> None:
+    (worker,) = _workers(proc)
+    worker.kill()
+    worker.wait(10)
+    deadline = time.monotonic() + 60  # an upper bound for a broken supervisor, not a timing check
+    while time.monotonic() < deadline:
+        fresh = [w for w in _workers(proc) if w.pid != worker.pid]
+        if fresh:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the worker was not restarted")
+
+
+def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False) -> None:
     """`baoxiu run` on a bare machine: embedded servers, migrate, demo, web, worker — then stop."""
     run_dir = tmp_path / "run"
     port = free_port()
@@ -215,6 +236,8 @@ def _run_and_stop(tmp_path: Path, stop: Any) -> None:
         assert ready, proc.stdout.read() if proc.poll() is not None else "not ready in time"
         login = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
         assert login.status_code == 200 and "登录" in login.text
+        if kill_worker:
+            _kill_the_worker_and_see_it_restarted(proc)
         # Everything it started: web and worker (children) and the two servers (daemons).
         started = psutil.Process(proc.pid).children(recursive=True)
         started += [psutil.Process(pid) for pid in _service_pids(run_dir)]
@@ -223,22 +246,26 @@ def _run_and_stop(tmp_path: Path, stop: Any) -> None:
     finally:
         stop(proc)
         try:
-            out, _ = proc.communicate(timeout=90)
+            out, _ = proc.communicate(timeout=400)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
     assert "stopped" in out
+    assert f"http://127.0.0.1:{port}/" in out and "kefu" in out and "demo1234" in out  # URL and logins
+    if kill_worker:
+        assert "the worker exited" in out
     # The run exited only after stopping them; wait_procs tolerates a last child being reaped.
-    _gone, alive = psutil.wait_procs(started, timeout=30)
-    assert not alive, [p.cmdline() for p in alive]
+    _gone, alive = psutil.wait_procs(started, timeout=60)
+    log = run_dir / "pgdata" / "server.log"
+    assert not alive, ([p.cmdline() for p in alive], out, log.read_text()[-2000:] if log.exists() else "")
     assert _service_pids(run_dir) == []  # no pid file left to be stale
     with socket.socket() as s:  # nobody listens on the web port any more
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
-    _run_and_stop(tmp_path, lambda proc: proc.send_signal(signal.SIGTERM))
+def test_run_starts_everything_restarts_a_dead_worker_and_sigterm_leaves_nothing_behind(tmp_path):
+    _run_and_stop(tmp_path, lambda proc: proc.send_signal(signal.SIGTERM), kill_worker=True)
 
 
 def test_run_stopped_by_ctrl_c_leaves_nothing_behind(tmp_path):
