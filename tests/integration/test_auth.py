@@ -458,3 +458,24 @@ async def test_roles_by_routes(person, app, engine, redis, access_tokens):
             if got in ("no", "hid") and not api:  # a refusal is a page in the user's language
                 assert "<html" in r.text and 'lang="zh-CN"' in r.text, path
         assert not wrong, wrong
+
+
+async def test_postgresql_down_gives_a_503_page_not_a_500(settings, redis):
+    from dataclasses import replace
+
+    from server.app import create_app
+
+    keys = await redis.keys("login:*")
+    if keys:
+        await redis.delete(*keys)
+    application = create_app(replace(settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"))
+    try:  # no startup hooks: the real process would refuse to start; this is the database dying later
+        async with make_client(application) as c:
+            r = await post_login(c, {"username": "kefu", "password": "demo1234"})
+            assert r.status_code == 503 and "暂时不可用" in r.text
+            r = await c.get(
+                "/api/v1/orders", headers={"Authorization": "Bearer bx_whatever", "Accept-Language": "en"}
+            )
+            assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    finally:
+        await application.state.runtime.stop()
