@@ -934,3 +934,59 @@ async def test_teams_are_renamed_and_moved_but_not_across_projects(client, login
             data={"_csrf": sup, "name": "主管改的", "department": "cleaning"},
         )
         assert r.status_code == 403
+
+
+async def test_departments_are_listed_and_renamed_only_by_an_admin_of_every_project(
+    client, login, new_client, engine
+):
+    token = await login("admin")
+    r = await client.get("/admin/departments")
+    assert r.status_code == 200
+    for name in ("工程部", "秩序部", "客服部", "保洁", "绿化"):
+        assert name in r.text
+    # The demo admin serves DEMO only: departments are shared with OTHER, so no renaming.
+    assert 'action="/admin/departments/order"' not in r.text
+    r = await client.post("/admin/departments/order", headers=HX, data={"_csrf": token, "name": "安保部"})
+    assert r.status_code == 403
+    assert await _id(engine, "SELECT name FROM departments WHERE code = 'order'") == "秩序部"
+    # An administrator of every project may.
+    async with engine.begin() as conn:
+        admin_id = (await conn.execute(text("SELECT id FROM staff WHERE username = 'admin'"))).scalar_one()
+        served = (
+            (
+                await conn.execute(
+                    text("SELECT project_id FROM staff_projects WHERE staff_id = :s"), {"s": admin_id}
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO staff_projects (staff_id, project_id) SELECT :s, id FROM projects"
+                " ON CONFLICT DO NOTHING"
+            ),
+            {"s": admin_id},
+        )
+        await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"staff:{admin_id}"})
+    try:
+        async with new_client() as c:
+            tok = await _login(c, "admin")
+            r = await c.get("/admin/departments")
+            assert 'action="/admin/departments/order"' in r.text
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": ""})
+            assert r.status_code == 422 and 'data-field="name"' in r.text
+            r = await c.post("/admin/departments/nonesuch", headers=HX, data={"_csrf": tok, "name": "x"})
+            assert r.status_code == 404
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": "安保部"})
+            assert r.status_code == 200 and "安保部" in r.text
+            assert await _id(engine, "SELECT name FROM departments WHERE code = 'order'") == "安保部"
+            assert (await _events(engine, "department:order"))[-1] == "rename"
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE departments SET name = '秩序部' WHERE code = 'order'"))
+            await conn.execute(
+                text("DELETE FROM staff_projects WHERE staff_id = :s AND NOT (project_id = ANY(:keep))"),
+                {"s": admin_id, "keep": list(served)},
+            )
+            await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"staff:{admin_id}"})
