@@ -85,7 +85,7 @@ class Settings:
     port: int = 8000
     #: WEB_WORKERS — web processes started by `baoxiu serve`.
     web_workers: int = 1
-    #: SESSION_SECRET — signs nothing itself; seeds CSRF tokens. Generated when absent.
+    #: SESSION_SECRET — signs the login forms' CSRF token (sessions are random ids). Generated when absent.
     session_secret: str = ""
     #: IOT_SECRET — shared secret of the elevator monitoring boxes' webhook.
     iot_secret: str = ""
