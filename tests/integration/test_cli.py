@@ -126,7 +126,8 @@ def test_only_one_of_the_urls_is_refused_before_anything_starts(tmp_path, comman
     assert not (tmp_path / "run" / "valkey").exists()
 
 
-async def test_serve_refuses_an_unmigrated_database(engine):
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"], ["demo"]])
+async def test_serve_worker_and_demo_refuse_an_unmigrated_database(engine, command):
     from sqlalchemy import text
 
     async with engine.connect() as conn:
@@ -134,7 +135,9 @@ async def test_serve_refuses_an_unmigrated_database(engine):
         await conn.execute(text("DROP DATABASE IF EXISTS baoxiu_cli_empty WITH (FORCE)"))
         await conn.execute(text("CREATE DATABASE baoxiu_cli_empty"))
     url = engine.url.set(database="baoxiu_cli_empty").render_as_string(hide_password=False)
-    r = run_cli("serve", "--port", str(free_port()), env={"DATABASE_URL": url})
+    if command[0] == "serve":
+        command = ["serve", "--port", str(free_port())]
+    r = run_cli(*command, env={"DATABASE_URL": url})
     assert r.returncode == 1
     assert "baoxiu migrate" in one_line(r.stderr)
 
