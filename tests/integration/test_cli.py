@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -208,10 +209,22 @@ def _kill_the_worker_and_see_it_restarted(proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the worker was not restarted")
 
 
-def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False) -> None:
+def _wait_ready(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 180  # an upper bound for a broken start, not a timing check
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not ready (exit code {proc.poll()})")
+
+
+def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False, port: int = 0) -> None:
     """`baoxiu run` on a bare machine: embedded servers, migrate, demo, web, worker — then stop."""
     run_dir = tmp_path / "run"
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BAOXIU_TEST_CLOCK")}
     env.update({"BAOXIU_RUN_DIR": str(run_dir), "PORT": str(port)})
     proc = subprocess.Popen(
@@ -265,6 +278,44 @@ def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False) -> None:
     assert _service_pids(run_dir) == []  # no pid file left to be stale
     with socket.socket() as s:  # nobody listens on the web port any more
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_killed_run_leaves_no_web_or_worker_and_the_next_run_starts_clean(tmp_path):
+    """SIGKILL gives `run` no chance to clean up: web and worker still go, and the servers'
+    pid files it leaves are dealt with by the next start, which then stops everything."""
+    run_dir = tmp_path / "run"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BAOXIU_TEST_CLOCK")}
+    env.update({"BAOXIU_RUN_DIR": str(run_dir), "PORT": str(port)})
+    proc = subprocess.Popen(
+        [*BAOXIU, "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_ready(proc, port)
+        ours = [
+            c
+            for c in psutil.Process(proc.pid).children(recursive=True)
+            if "granian" in " ".join(c.cmdline()) or "worker" in c.cmdline()
+        ]
+        assert ours
+    finally:
+        proc.kill()
+        proc.wait(30)
+    servers = [psutil.Process(pid) for pid in _service_pids(run_dir)]
+    try:
+        _gone, alive = psutil.wait_procs(ours, timeout=60)
+        assert not alive, [p.cmdline() for p in alive]
+        assert len(servers) == 2  # the killed run left PostgreSQL and Redis running, with pid files
+        # The next run on the same folder starts (adopting or replacing them) and stops
+        # everything, the servers of the killed run included.
+        _run_and_stop(tmp_path, lambda p: p.send_signal(signal.SIGTERM))
+        _gone, alive = psutil.wait_procs(servers, timeout=60)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:  # a failed test must not leave its processes running on the shared machine
+        for p in ours + servers:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
 
 
 def test_run_starts_everything_restarts_a_dead_worker_and_sigterm_leaves_nothing_behind(tmp_path):
