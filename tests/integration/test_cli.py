@@ -274,6 +274,9 @@ def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False, port: in
     # The run exited only after stopping them; wait_procs tolerates a last child being reaped.
     _gone, alive = psutil.wait_procs(started, timeout=60)
     log = run_dir / "pgdata" / "server.log"
+    for p in alive:  # a failure must not leave them running on the shared machine
+        with contextlib.suppress(psutil.Error):
+            p.kill()
     assert not alive, ([p.cmdline() for p in alive], out, log.read_text()[-2000:] if log.exists() else "")
     assert _service_pids(run_dir) == []  # no pid file left to be stale
     with socket.socket() as s:  # nobody listens on the web port any more
