@@ -982,6 +982,13 @@ async def test_departments_are_listed_and_renamed_only_by_an_admin_of_every_proj
             assert r.status_code == 200 and "安保部" in r.text
             assert await _id(engine, "SELECT name FROM departments WHERE code = 'order'") == "安保部"
             assert (await _events(engine, "department:order"))[-1] == "rename"
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": "安" * 21})
+            assert r.status_code == 422 and 'data-field="name"' in r.text
+        from sqlalchemy.exc import IntegrityError
+
+        with pytest.raises(IntegrityError):  # the schema holds the same rule for other writers
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE departments SET name = '  ' WHERE code = 'order'"))
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE departments SET name = '秩序部' WHERE code = 'order'"))
