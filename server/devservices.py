@@ -157,7 +157,11 @@ class EmbeddedPostgres:
                     ]
                 )
             except subprocess.CalledProcessError as e:
-                raise ServiceError(f"initdb failed: {e.stderr.strip().splitlines()[-1:]}") from e
+                lines = [line for line in (e.stderr or "").strip().splitlines() if line.strip()]
+                first = next(
+                    (line for line in lines if "error" in line.lower() or "fatal" in line.lower()), ""
+                )
+                raise ServiceError(f"initdb failed: {first or (lines[-1] if lines else e)}") from e
         adopted = self._clear_stale_pid() is not None
         if not adopted:
             log = self.pgdata / "server.log"

@@ -188,6 +188,18 @@ def test_stale_pid_files_are_cleaned_on_the_next_start(tmp_path):
         alive.wait()
 
 
+def _still_serving(procs: list[psutil.Process], timeout: float = 60) -> list[psutil.Process]:
+    """Those of `procs` still alive after waiting; a process already in exit (zombie, or its
+    memory released: no command line left) serves nothing and is not counted."""
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    serving = []
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.status() != psutil.STATUS_ZOMBIE and p.cmdline():
+                serving.append(p)
+    return serving
+
+
 def _workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     return [
         p
@@ -272,13 +284,16 @@ def _run_and_stop(tmp_path: Path, stop: Any, kill_worker: bool = False, port: in
     if kill_worker:
         assert "the worker exited" in out
     # The run exited only after stopping them; wait_procs tolerates a last child being reaped.
-    _gone, alive = psutil.wait_procs(started, timeout=60)
+    alive = _still_serving(started)
     log = run_dir / "pgdata" / "server.log"
     for p in alive:  # a failure must not leave them running on the shared machine
         with contextlib.suppress(psutil.Error):
             p.kill()
     assert not alive, ([p.cmdline() for p in alive], out, log.read_text()[-2000:] if log.exists() else "")
     assert _service_pids(run_dir) == []  # no pid file left to be stale
+    from server.devservices import _socket_dir_for
+
+    assert not list(_socket_dir_for(run_dir).glob(".s.PGSQL.*"))  # PostgreSQL's socket is gone
     with socket.socket() as s:  # nobody listens on the web port any more
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
@@ -307,13 +322,13 @@ def test_a_killed_run_leaves_no_web_or_worker_and_the_next_run_starts_clean(tmp_
         proc.wait(30)
     servers = [psutil.Process(pid) for pid in _service_pids(run_dir)]
     try:
-        _gone, alive = psutil.wait_procs(ours, timeout=60)
+        alive = _still_serving(ours)
         assert not alive, [p.cmdline() for p in alive]
         assert len(servers) == 2  # the killed run left PostgreSQL and Redis running, with pid files
         # The next run on the same folder starts (adopting or replacing them) and stops
         # everything, the servers of the killed run included.
         _run_and_stop(tmp_path, lambda p: p.send_signal(signal.SIGTERM))
-        _gone, alive = psutil.wait_procs(servers, timeout=60)
+        alive = _still_serving(servers)
         assert not alive, [p.cmdline() for p in alive]
     finally:  # a failed test must not leave its processes running on the shared machine
         for p in ours + servers:
