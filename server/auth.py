@@ -171,7 +171,11 @@ class SessionStore:
         if raw is None:
             self.cache.pop(sid, None)
             return None
-        data = json.loads(raw)
+        try:
+            data = json.loads(raw)
+        except ValueError:  # not ours (or truncated): the session is over, not a server error
+            await self.rt.redis.delete(f"sess:{sid}")
+            return None
         async with self.rt.engine.connect() as conn:
             row = await staff_db.by_id(conn, int(data["staff_id"]))
         if row is None or not row.active:
@@ -256,6 +260,16 @@ class AuthMiddleware:
             from server.web.errors import unavailable_raw
 
             await unavailable_raw(scope, receive, send)
+            return
+        except Exception:
+            # Outside the router, nothing else would turn this into a page: say so, log it.
+            import logging
+
+            logging.getLogger(__name__).exception("auth lookup failed on %s", scope["path"])
+            scope["user"] = None  # type: ignore[typeddict-unknown-key]
+            from server.web.errors import server_error_raw
+
+            await server_error_raw(scope, receive, send)
             return
         scope["user"] = principal  # type: ignore[typeddict-unknown-key]
         lang = _cookie(scope, LANG_COOKIE)

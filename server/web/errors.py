@@ -237,3 +237,9 @@ async def csrf_refused(scope: Any, receive: Any, send: Any) -> None:
 
 async def unavailable_raw(scope: Any, receive: Any, send: Any) -> None:
     await _raw_error(scope, send, 503, "unavailable", unavailable_message())
+
+
+async def server_error_raw(scope: Any, receive: Any, send: Any) -> None:
+    await _raw_error(
+        scope, send, 500, "server_error", _("The server could not finish this request; please try again")
+    )

@@ -479,3 +479,24 @@ async def test_postgresql_down_gives_a_503_page_not_a_500(settings, redis):
             assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
     finally:
         await application.state.runtime.stop()
+
+
+async def test_an_unreadable_session_record_is_an_ended_session(client, redis):
+    await redis.set("sess:garbled-session", b"{not json", ex=60)
+    client.cookies.set("bx_session", "garbled-session", domain="127.0.0.1")
+    r = await client.get("/desk")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert await redis.get("sess:garbled-session") is None
+
+
+async def test_an_unexpected_failure_before_routing_is_an_error_page(client, redis):
+    """The session lookup runs before routing: even its unexpected failures answer a page."""
+    await redis.set("sess:odd-session", b'{"staff_id": "not a number", "csrf": "x"}', ex=60)
+    client.cookies.set("bx_session", "odd-session", domain="127.0.0.1")
+    try:
+        r = await client.get("/desk")
+        assert r.status_code == 500 and "<html" in r.text and "服务器未能完成此请求" in r.text
+        r = await client.get("/api/v1/orders")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+    finally:
+        await redis.delete("sess:odd-session")
