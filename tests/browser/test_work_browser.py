@@ -353,7 +353,11 @@ async def test_two_engineers_grab_at_once_and_the_loser_is_told_in_place(browser
             await p.locator(f"#p-{number} button[data-action=grab]").wait_for()
         # Both thumbs at once: exactly one wins.
         await asyncio.gather(*(p.locator(f"#p-{number} button[data-action=grab]").tap() for p in (a, b)))
-        winner = await column(engine, number, "assignee_id")
+        winner = None
+        for _ in range(50):  # a tap returns when it is sent, not when its request is answered
+            if (winner := await column(engine, number, "assignee_id")) is not None:
+                break
+            await asyncio.sleep(0.1)
         won, lost, name = (a, b, "张师傅") if winner == await staff_id(engine, "shifu1") else (b, a, "刘师傅")
         await won.locator(f"#o-{number}").wait_for(timeout=5000)
         gone = lost.locator(f"#g-{number} .flash-error")
