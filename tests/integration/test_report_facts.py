@@ -427,3 +427,35 @@ async def _report(engine: Any, pid: int, period: stats.Period, now: datetime) ->
     async with engine.connect() as conn:
         projects = await reports_db.projects_of(conn, frozenset({pid}))
     return await reports_db.full_report(engine, projects, period, now)
+
+
+async def test_the_worker_flushes_the_changed_orders_once_a_minute(engine, demo_id):
+    from workers import report_jobs
+    from workers.settings import WorkerSettings
+
+    assert any(getattr(c, "name", "") == "cron:flush_report_facts" for c in WorkerSettings.cron_jobs)
+    raw = {
+        "project": "DEMO", "kind": "matter", "category": "loss", "urgency": "normal",
+        "summary": "事实测试 worker", "content": "", "reporter_name": "测试",
+        "reporter_phone": "13800000000", "channel": "phone", "room": "1-1-101",
+    }  # fmt: skip
+    async with engine.begin() as conn:
+        reg = await orders_db.register(
+            conn, validate_intake(raw, now=t(9, 1, 9)), await _actor(conn, "kefu"), t(9, 1, 9)
+        )
+        await reports_db.flush_facts(conn)
+        oid = (
+            await conn.execute(text("SELECT id FROM orders WHERE number = :n"), {"n": reg.number})
+        ).scalar_one()
+        await conn.execute(text("UPDATE orders SET man_hours = 1.25 WHERE id = :o"), {"o": oid})
+    async with engine.connect() as conn:
+        before = (
+            await conn.execute(text("SELECT man_hours FROM order_facts WHERE order_id = :o"), {"o": oid})
+        ).scalar()
+    assert before != 1.25  # marked, not yet recomputed
+    assert await report_jobs.flush_report_facts({"engine": engine}) >= 1
+    async with engine.connect() as conn:
+        after = (
+            await conn.execute(text("SELECT man_hours FROM order_facts WHERE order_id = :o"), {"o": oid})
+        ).scalar()
+    assert float(after) == 1.25
