@@ -977,6 +977,17 @@ async def test_empty_period_exports_dashes_not_errors(client, login, data):
     assert row[1] == 0 and row[3] == "—"
 
 
+async def test_an_empty_month_shows_zeros_and_no_data_on_the_page(client, login, data):
+    await login("jingli")
+    r = await client.get("/reports", params={"project": "DEMO", "month": "2024-06"})  # no orders
+    assert r.status_code == 200
+    page = Tables(r.text)
+    for attr, _name, _text in stats.DEFINITIONS:
+        value, counts = kpi(page, attr)
+        assert value == "无数据" and counts.startswith("0 / 0"), (attr, value, counts)
+    assert "无数据" in r.text.split('id="breaches"')[0]  # the charts say so too, never a division error
+
+
 async def test_all_my_projects_is_a_scope_too(client, login, data):
     await login("jingli")
     r = await client.get("/reports", params={"project": "ALL", "month": "2025-01"})
