@@ -594,6 +594,8 @@ async def test_a_burst_of_reports_shares_a_small_pool_without_running_dry(settin
 
 async def test_the_panel_counts_exactly_as_the_report_does(engine, data):
     now = jan(20, 9, 10)
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
     async with engine.connect() as conn:
         project = (await reports_db.projects_of(conn, frozenset({data.project_id})))[0]
         figures = await reports_db.panel(conn, project, now.date(), now)
@@ -605,6 +607,8 @@ async def test_the_panel_counts_exactly_as_the_report_does(engine, data):
 
 async def test_the_panels_unfinished_count_is_the_wall_boards_list(engine, data):
     now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
     async with engine.connect() as conn:
         project = (await reports_db.projects_of(conn, frozenset({data.project_id})))[0]
         figures = await reports_db.panel(conn, project, now.astimezone(CST).date(), now)
