@@ -43,19 +43,8 @@ async def main() -> None:
         file=sys.stderr,
     )
     emit("sweep_ms_10k_open", await sweep.sweep_ms(engine), "ms", "< 50")
-    counts = await seed.seed(engine, open_orders=90_000, tag="P")
-    emit("sweep_ms_100k_open", await sweep.sweep_ms(engine), "ms", "< 50", open_orders=counts["open"])
-    lag = await sweep.breach_lag(engine, db)
-    emit("breach_lag_p50_s", lag["p50"], "s", "<= 2")
-    emit("breach_lag_p99_s", lag["p99"], "s", "<= 2")
-    emit("breach_lag_max_s", lag["max"], "s", "", samples=lag["n"])
-    await engine.dispose()
 
-    from bench.report import bench_report
-
-    emit_obj = await bench_report(db)
-    print(json.dumps(emit_obj, ensure_ascii=False), flush=True)
-
+    # The board (its bench owns the figures) runs on the 10k-open data set it was sized for.
     try:
         from bench import board
     except ImportError:
@@ -63,6 +52,24 @@ async def main() -> None:
     if board is not None:
         for obj in await board.bench_board(db):
             print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+    counts = await seed.seed(engine, open_orders=90_000, tag="P")
+    emit("sweep_ms_100k_open", await sweep.sweep_ms(engine), "ms", "< 50", open_orders=counts["open"])
+    lag = await sweep.breach_lag(engine, scheduled=True)
+    extra = {"samples": lag["n"], "orders": lag["expected"], "recorded_by": lag["recorded_by"]}
+    emit("breach_lag_p50_s", lag["p50"], "s", "<= 2", path="scheduled job", **extra)
+    emit("breach_lag_p99_s", lag["p99"], "s", "<= 2", path="scheduled job", **extra)
+    emit("breach_lag_max_s", lag["max"], "s", "<= 2", path="scheduled job", **extra)
+    lost = await sweep.breach_lag(engine, scheduled=False, orders=60, spread_s=15.0)
+    extra = {"samples": lost["n"], "orders": lost["expected"], "recorded_by": lost["recorded_by"]}
+    emit("breach_lag_redis_lost_p50_s", lost["p50"], "s", "<= 20", path="15 s sweep", **extra)
+    emit("breach_lag_redis_lost_max_s", lost["max"], "s", "<= 20", path="15 s sweep", **extra)
+    await engine.dispose()
+
+    from bench.report import bench_report
+
+    emit_obj = await bench_report(db)
+    print(json.dumps(emit_obj, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,74 +38,85 @@ async def sweep_ms(engine: AsyncEngine, runs: int = 20) -> float:
     return statistics.median(samples)
 
 
-async def breach_lag(engine: AsyncEngine, database_url: str) -> dict[str, float]:
-    """Orders whose clocks fall due over the next ~15 s; a real worker records them.
+FRESH = """
+SELECT o.id FROM orders o JOIN order_clocks c ON c.order_id = o.id AND c.kind = 'completion'
+WHERE o.number LIKE 'BN-O-%' AND o.status NOT IN ('closed', 'cancelled')
+  AND c.state = 'running' AND c.breached_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM breaches b WHERE b.clock_id = c.id)
+ORDER BY o.id LIMIT :n
+"""
 
-    Lag = recorded_at − deadline, through the scheduled job path (the sweep runs too).
-    """
-    from server.config import get_settings
-    from server.runtime import Runtime
-    from workers.scheduling import schedule_deadline
+LAGS = """
+SELECT extract(epoch FROM b.recorded_at - b.deadline), b.recorded_by FROM breaches b
+WHERE b.order_id = ANY(:ids) AND b.clock_kind = 'completion'
+"""
 
+
+def _worker(sweep: bool) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    worker = subprocess.Popen(  # noqa: ASYNC220
+    if not sweep:
+        env["SWEEP_SECONDS"] = "0"  # the scheduled job alone: no sweep to pick up what it missed
+    return subprocess.Popen(
         [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def breach_lag(
+    engine: AsyncEngine, *, scheduled: bool, orders: int = LAG_ORDERS, spread_s: float = 10.0
+) -> dict[str, float]:
+    """Orders whose completion clocks fall due over the next ``spread_s`` s; a real worker records them.
+
+    Lag = recorded_at − deadline. ``scheduled``: each order's job is enqueued as the web does
+    after commit and the worker runs without the sweep. Otherwise Redis "lost" every job (none
+    is enqueued) and only the 15 s sweep records them.
+    """
+    from server.config import get_settings
+    from server.runtime import Runtime
+    from workers.scheduling import schedule_deadline
+
+    async with engine.connect() as conn:
+        ids = [r[0] for r in await conn.execute(text(FRESH), {"n": orders})]
+    worker = _worker(sweep=not scheduled)
     rt = Runtime.create(get_settings())
     try:
         await asyncio.sleep(3)  # worker start-up
+        base = clock.now() + timedelta(seconds=5)
+        step = timedelta(seconds=spread_s / max(1, len(ids)))
         async with engine.begin() as conn:
-            ids = [
-                r[0]
-                for r in await conn.execute(
-                    text(
-                        "SELECT id FROM orders WHERE status NOT IN ('closed', 'cancelled') AND number LIKE 'BN-O-%' "
-                        "ORDER BY id LIMIT :n"
-                    ),
-                    {"n": LAG_ORDERS},
-                )
-            ]
-            base = clock.now() + timedelta(seconds=5)
             for i, oid in enumerate(ids):
                 await conn.execute(
                     text(
-                        "UPDATE order_clocks SET deadline = :d, breached_at = NULL, state = 'running' "
-                        "WHERE order_id = :o AND kind = 'completion'"
+                        "UPDATE order_clocks SET deadline = :d WHERE order_id = :o AND kind = 'completion' "
+                        "AND state = 'running'"
                     ),
-                    {"d": base + timedelta(milliseconds=50 * i), "o": oid},
+                    {"d": base + step * i, "o": oid},
                 )
-        for oid in ids:
-            await schedule_deadline(rt, oid)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+                await conn.execute(
+                    text("UPDATE orders SET next_deadline = :d, next_clock = 'completion' WHERE id = :o"),
+                    {"d": base + step * i, "o": oid},
+                )
+        if scheduled:
+            for oid in ids:
+                await schedule_deadline(rt, oid)
+        give_up = time.monotonic() + 5 + spread_s + 40
+        while time.monotonic() < give_up:
             async with engine.connect() as conn:
                 done = (
                     await conn.execute(
                         text(
-                            "SELECT count(*) FROM breaches b JOIN order_clocks c ON c.id = b.clock_id "
-                            "WHERE c.order_id = ANY(:ids) AND b.recorded_at >= :base - interval '1 second'"
+                            "SELECT count(*) FROM breaches WHERE order_id = ANY(:ids) AND clock_kind = 'completion'"
                         ),
-                        {"ids": ids, "base": base},
+                        {"ids": ids},
                     )
                 ).scalar_one()
             if done >= len(ids):
                 break
             await asyncio.sleep(0.5)
         async with engine.connect() as conn:
-            lags = [
-                r[0]
-                for r in await conn.execute(
-                    text(
-                        "SELECT extract(epoch FROM b.recorded_at - b.deadline) FROM breaches b "
-                        "JOIN order_clocks c ON c.id = b.clock_id WHERE c.order_id = ANY(:ids) "
-                        "AND b.recorded_at >= :base - interval '1 second'"
-                    ),
-                    {"ids": ids, "base": base},
-                )
-            ]
+            rows = (await conn.execute(text(LAGS), {"ids": ids})).all()
     finally:
         worker.terminate()
         try:
@@ -113,6 +124,14 @@ async def breach_lag(engine: AsyncEngine, database_url: str) -> dict[str, float]
         except subprocess.TimeoutExpired:
             worker.kill()
         await rt.stop()
-    lags = sorted(float(x) for x in lags) or [float("nan")]
+    lags = sorted(float(r[0]) for r in rows) or [float("nan")]
     p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-    return {"p50": statistics.median(lags), "p99": p99, "max": lags[-1], "n": len(lags)}
+    by = sorted({r[1] for r in rows})
+    return {
+        "p50": statistics.median(lags),
+        "p99": p99,
+        "max": lags[-1],
+        "n": len(rows),
+        "expected": len(ids),
+        "recorded_by": ",".join(by),
+    }

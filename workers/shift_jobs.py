@@ -53,7 +53,7 @@ async def shift_notices(ctx: dict[str, Any]) -> int:
                 if notice == "slips":
                     rows = await worklists.slips_out(conn, [pid], w["midnight"])
                 elif notice == "end_of_shift":
-                    rows = await worklists.end_of_shift(conn, [pid])
+                    rows = await worklists.end_of_shift(conn, [pid], now)
                 elif notice == "handover":
                     rows = await worklists.night_handover(conn, [pid], w["night_start"], w["morning"])
                 else:

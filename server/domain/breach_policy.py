@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from server.domain.messages import N_
 from server.domain.vocab import ClockKind
 
+# "Completion missed → supervisor, then manager": the manager hears an hour after the supervisor.
+MANAGER_AFTER_MINUTES = 60
+
 
 @dataclass(frozen=True)
 class BreachRoute:
@@ -18,6 +21,12 @@ class BreachRoute:
     work_list: str | None
     message: str  # msgid with %(number)s and %(location)s
     opens_alert: bool = False
+    #: audiences told later, (audience, minutes after the breach)
+    then: tuple[tuple[str, int], ...] = ()
+
+    def steps(self) -> tuple[tuple[str, int], ...]:
+        """Return every audience with its delay in minutes (0: at once), in order."""
+        return tuple((a, 0) for a in self.audiences) + self.then
 
 
 ROUTES: dict[ClockKind, BreachRoute] = {
@@ -34,7 +43,10 @@ ROUTES: dict[ClockKind, BreachRoute] = {
         ("dispatchers",), "callback_checks", N_("%(number)s: call the customer to check the engineer arrived")
     ),
     ClockKind.COMPLETION: BreachRoute(
-        ("supervisors", "managers"), None, N_("%(number)s has not been completed in time")
+        ("supervisors",),
+        None,
+        N_("%(number)s has not been completed in time"),
+        then=(("managers", MANAGER_AFTER_MINUTES),),
     ),
     ClockKind.CALLBACK: BreachRoute(
         ("dispatchers", "managers"), "callbacks", N_("%(number)s is waiting for its callback past 24 hours")

@@ -1,7 +1,21 @@
 """SLA rules: which time limit applies to which clock of which order (DOMAIN.md §5).
 
-Pure: no web, no database. Rules come from the defaults below, the project's own policy
-and the service catalog (an item's own time limit is a rule with ``catalog_item_id`` set).
+Pure: no web, no database. Rules come from the defaults below (DOMAIN.md §5, the seeds),
+the rules an admin edits (table sla_rules, global or per project; a stored rule outranks the
+built-in default of the same scope) and the service catalog (an item's own time limit is a
+rule with ``catalog_item_id`` set).
+
+A rule's scope is project, kind, category, urgency and catalog item, each set or "any". For
+one clock of one order, among the rules that match it:
+
+1. the most specific wins: the one with the most scope fields set;
+2. among equally specific rules, the higher ``priority``;
+3. then a project's own rule over a global one, and then a catalog item's own limit over a
+   generic rule.
+
+Any tie left (say "kind = repair" against "urgency = normal", same priority) is refused by
+``validate_rules`` when the rule is saved, so resolution never depends on the order of rows.
+A rule changed later applies to clocks started afterwards; a running clock keeps its deadline.
 """
 
 from __future__ import annotations

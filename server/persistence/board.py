@@ -61,14 +61,8 @@ def _json(value: Any) -> Any:
 @cache
 def board_sql_text() -> str:
     """board.sql with the shift lists' conditions in place (bound parameters :now, :midnight, …)."""
-    conditions = (
-        worklists._SLIPS.format(midnight=":midnight"),
-        worklists._END_OF_SHIFT.format(now=":now"),
-        worklists._HANDOVER.format(night_start=":night_start", morning=":morning"),
-        worklists._OVER_24H.format(now=":now"),
-    )
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE {cond}) AS {key}" for key, cond in zip(SHIFT_KEYS, conditions, strict=True)
+    counts = worklists.shift_count_columns(
+        {"midnight": ":midnight", "now": ":now", "night_start": ":night_start", "morning": ":morning"}
     )
     raw = (QUERIES / "board.sql").read_text()
     return raw.replace("/*shift_counts*/", counts).replace("/*open_unfinished*/", worklists.OPEN_UNFINISHED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -65,17 +65,19 @@ async def record_due(
             breach = dict(c)
             try:
                 async with conn.begin_nested():
-                    await _record_one(conn, breach, now, recorded_by)
-                recorded.append(breach)
+                    if await _record_one(conn, breach, now, recorded_by):
+                        recorded.append(breach)
             except Exception:
-                log.exception("recording breach of clock %s failed; retried later", c["id"])
+                log.exception("recording breach of clock %s failed; retried in a minute", c["id"])
                 await conn.execute(
-                    text("UPDATE order_clocks SET breached_at = NULL WHERE id = :i"), {"i": c["id"]}
+                    text("UPDATE order_clocks SET breached_at = NULL, breach_failed_at = :now WHERE id = :i"),
+                    {"i": c["id"], "now": now},
                 )
     return recorded
 
 
-async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, recorded_by: str) -> None:
+async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, recorded_by: str) -> bool:
+    """Record the breach, its event and notifications; False when it was recorded before."""
     inserted = (
         await conn.execute(
             text(
@@ -93,7 +95,7 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
         )
     ).first()
     if inserted is None:
-        return
+        return False
     order = dict(
         (
             await conn.execute(
@@ -125,7 +127,7 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
     )
     with use_locale("zh_CN"):
         message = gettext(route.message, number=order["number"], location=order["location"])
-    for audience in route.audiences:
+    for audience, after_minutes in route.steps():
         for staff_id in await _audience(conn, audience, order):
             await outbox.enqueue(
                 conn,
@@ -136,6 +138,7 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
                 order_id=order["id"],
                 recipient_id=staff_id,
                 payload={"text": message, "clock": kind.value, "work_list": route.work_list},
+                available_at=now + timedelta(minutes=after_minutes) if after_minutes else None,
                 now=now,
             )
     await conn.execute(text("UPDATE orders SET updated_at = updated_at WHERE id = :o"), {"o": order["id"]})
@@ -143,3 +146,4 @@ async def _record_one(conn: AsyncConnection, c: dict[str, Any], now: datetime, r
         later = await hook(conn, c, order, now)
         if later is not None:
             c.setdefault("post_commit", []).append(later)
+    return True

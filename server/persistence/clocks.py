@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.domain import clock_plan as cp
-from server.domain import sla_policy
-from server.domain.clocks import add_duration
-from server.domain.vocab import Category, ClockKind, Kind, Urgency
+from server.domain import clocks, sla_policy
+from server.domain.clocks import Clock, start_clock_for_rule
+from server.domain.vocab import Category, ClockKind, ClockState, Kind, Urgency
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,74 @@ async def load_rules(conn: AsyncConnection, project_id: int) -> list[sla_policy.
     return [*sla_policy.DEFAULT_RULES, *db_rules]
 
 
-def _deadline(ctx: OrderClockContext, rule: sla_policy.SlaRule, now: datetime) -> datetime:
-    hours = None
-    if rule.business_hours and ctx.business_hours and ctx.urgency is not Urgency.EMERGENCY:
-        hours = sla_policy.parse_business_hours(ctx.business_hours)
-    return add_duration(now, rule.minutes, tz=ZoneInfo(ctx.tz), business_hours=hours)
+def _site_hours(ctx: OrderClockContext, wanted: bool) -> sla_policy.BusinessHours | None:
+    """The site's business hours when a clock counts them (never for an emergency)."""
+    if wanted and ctx.business_hours and ctx.urgency is not Urgency.EMERGENCY:
+        return sla_policy.parse_business_hours(ctx.business_hours)
+    return None
+
+
+_CLOCK_COLS = (
+    "id, kind, started_at, deadline, minutes, business_hours, state, paused_at, paused_seconds, ended_at"
+)
+
+
+async def _load(
+    conn: AsyncConnection, ctx: OrderClockContext, where: str, **params: Any
+) -> list[tuple[int, Clock]]:
+    """The order's clocks matching ``where``, as domain clocks (locked for this transaction)."""
+    rows = (
+        await conn.execute(
+            text(
+                f"SELECT {_CLOCK_COLS} FROM order_clocks WHERE order_id = :o AND {where} ORDER BY id FOR UPDATE"
+            ),
+            {"o": ctx.order_id, **params},
+        )
+    ).mappings()
+    zone = ZoneInfo(ctx.tz)
+    return [
+        (
+            r["id"],
+            Clock(
+                kind=ClockKind(r["kind"]),
+                started_at=r["started_at"],
+                deadline=r["deadline"],
+                state=ClockState(r["state"]),
+                paused_at=r["paused_at"],
+                paused_seconds=r["paused_seconds"],
+                business_hours=_site_hours(ctx, r["business_hours"]),
+                minutes=r["minutes"],
+                tz=zone,
+                ended_at=r["ended_at"],
+            ),
+        )
+        for r in rows
+    ]
+
+
+async def _save(conn: AsyncConnection, clock_id: int, c: Clock) -> None:
+    await conn.execute(
+        text(
+            "UPDATE order_clocks SET state = :s, deadline = :d, paused_at = :pa, paused_seconds = :ps, "
+            "ended_at = :e WHERE id = :i"
+        ),
+        {
+            "i": clock_id,
+            "s": c.state.value,
+            "d": c.deadline,
+            "pa": c.paused_at,
+            "ps": c.paused_seconds,
+            "e": c.ended_at,
+        },
+    )
+
+
+async def _each(
+    conn: AsyncConnection, ctx: OrderClockContext, where: str, step: Callable[[Clock], Clock], **params: Any
+) -> None:
+    """Load the clocks, let the pure clock module compute each one's new state, store it."""
+    for clock_id, c in await _load(conn, ctx, where, **params):
+        await _save(conn, clock_id, step(c))
 
 
 async def apply_plan(
@@ -77,9 +141,14 @@ async def apply_plan(
     now: datetime,
     rules: list[sla_policy.SlaRule] | None = None,
 ) -> None:
-    """Carry out clock operations for one order inside the caller's transaction."""
+    """Carry out clock operations for one order inside the caller's transaction.
+
+    The arithmetic (deadlines, business hours, appointments, pauses, met or late) is
+    server/domain/clocks.py's; this only reads and writes the rows.
+    """
     if not ops:
         return
+    live = "state IN ('running', 'paused')"
     for op in ops:
         if isinstance(op, cp.Start):
             if rules is None:
@@ -98,65 +167,31 @@ async def apply_plan(
             )
             if rule is None:
                 continue
+            appointment = None
             if op.at_appointment and ctx.appointment_at is not None and ctx.appointment_at > now:
-                deadline, minutes = (
-                    ctx.appointment_at,
-                    max(1, int((ctx.appointment_at - now).total_seconds() // 60)),
-                )
-            else:
-                deadline, minutes = _deadline(ctx, rule, now), rule.minutes
-            await _start(conn, ctx.order_id, op.kind, now, deadline, minutes, rule)
+                appointment = ctx.appointment_at
+            started = start_clock_for_rule(
+                rule,
+                now,
+                tz=ZoneInfo(ctx.tz),
+                site_hours=_site_hours(ctx, rule.business_hours),
+                appointment_at=appointment,
+            )
+            await _start(conn, ctx.order_id, started, rule)
         elif isinstance(op, cp.Stop):
-            await conn.execute(
-                text(
-                    "UPDATE order_clocks SET state = CASE WHEN :outcome = 'cancelled' THEN 'cancelled' "
-                    "  WHEN deadline + make_interval(secs => CASE WHEN state = 'paused' "
-                    "       THEN extract(epoch FROM :now - paused_at) ELSE 0 END) >= :now THEN 'met' ELSE 'breached' END, "
-                    "ended_at = :now "
-                    "WHERE order_id = :o AND kind = :k AND state IN ('running', 'paused')"
-                ),
-                {"o": ctx.order_id, "k": op.kind.value, "outcome": op.outcome, "now": now},
-            )
+            finish = clocks.cancel if op.outcome == "cancelled" else clocks.meet
+            await _each(conn, ctx, f"kind = :k AND {live}", lambda c, f=finish: f(c, now), k=op.kind.value)
         elif isinstance(op, cp.PauseAll):
-            await conn.execute(
-                text(
-                    "UPDATE order_clocks SET state = 'paused', paused_at = :now "
-                    "WHERE order_id = :o AND state = 'running' AND kind <> 'callback'"
-                ),
-                {"o": ctx.order_id, "now": now},
-            )
+            # The callback clock keeps running: the customer is called back whatever the wait.
+            await _each(conn, ctx, "state = 'running' AND kind <> 'callback'", lambda c: clocks.pause(c, now))
         elif isinstance(op, cp.ResumeAll):
-            # The paused time is added to the deadline (business-hours clocks too: the
-            # approximation errs in the customer's favour by at most the pause length).
-            await conn.execute(
-                text(
-                    "UPDATE order_clocks SET state = 'running', "
-                    "deadline = deadline + (:now - paused_at), "
-                    "paused_seconds = paused_seconds + extract(epoch FROM :now - paused_at)::int, paused_at = NULL "
-                    "WHERE order_id = :o AND state = 'paused'"
-                ),
-                {"o": ctx.order_id, "now": now},
-            )
+            await _each(conn, ctx, "state = 'paused'", lambda c: clocks.resume(c, now))
         elif isinstance(op, cp.CancelAll):
-            await conn.execute(
-                text(
-                    "UPDATE order_clocks SET state = 'cancelled', ended_at = :now "
-                    "WHERE order_id = :o AND state IN ('running', 'paused')"
-                ),
-                {"o": ctx.order_id, "now": now},
-            )
+            await _each(conn, ctx, live, lambda c: clocks.cancel(c, now))
     await refresh_next_deadline(conn, ctx.order_id)
 
 
-async def _start(
-    conn: AsyncConnection,
-    order_id: int,
-    kind: ClockKind,
-    now: datetime,
-    deadline: datetime,
-    minutes: int,
-    rule: sla_policy.SlaRule,
-) -> None:
+async def _start(conn: AsyncConnection, order_id: int, c: Clock, rule: sla_policy.SlaRule) -> None:
     # A clock that is still running is not restarted (e.g. completion across a reassignment).
     await conn.execute(
         text(
@@ -167,11 +202,11 @@ async def _start(
         ),
         {
             "o": order_id,
-            "k": kind.value,
-            "now": now,
-            "d": deadline,
-            "m": minutes,
-            "bh": rule.business_hours,
+            "k": c.kind.value,
+            "now": c.started_at,
+            "d": c.deadline,
+            "m": max(1, c.minutes),
+            "bh": c.business_hours is not None,  # the hours really counted, not just asked for
             "rid": rule.id if rule.id and rule.id > 0 else None,
         },
     )
@@ -206,7 +241,3 @@ async def clocks_of(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]
         .all()
     )
     return [dict(r) for r in rows]
-
-
-def overdue_by(deadline: datetime, now: datetime) -> timedelta:
-    return now - deadline

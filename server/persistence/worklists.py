@@ -123,6 +123,20 @@ async def unfinished_over_24h(conn: AsyncConnection, pids: list[int], now: datet
 
 
 SHIFT_SUMMARY_KEYS = ("slips_out", "end_of_shift", "handover", "over_24h")
+_CONDITIONS = (_SLIPS, _END_OF_SHIFT, _HANDOVER, _OVER_24H)
+
+
+def shift_count_columns(bounds: dict[str, str]) -> str:
+    """Return the SELECT list counting each shift list (``count(*) FILTER (…) AS slips_out``, …).
+
+    ``bounds`` names the SQL for each window bound: midnight, night_start, morning and now
+    (bound parameters such as ":now", or columns of a joined window). The board's statement
+    and shift_summary count with it, so they and the lists on /shift hold the same orders.
+    """
+    return ", ".join(
+        f"count(*) FILTER (WHERE {cond.format(**bounds)}) AS {key}"
+        for key, cond in zip(SHIFT_SUMMARY_KEYS, _CONDITIONS, strict=True)
+    )
 
 
 async def shift_summary(conn: AsyncConnection, project_ids: Sequence[int], now: datetime) -> dict[str, int]:
@@ -145,12 +159,7 @@ async def shift_summary(conn: AsyncConnection, project_ids: Sequence[int], now: 
     cols = {"midnight": "w.midnight", "night_start": "w.night_start", "morning": "w.morning", "now": ":now"}
     sql = (
         "SELECT "
-        + ", ".join(
-            f"count(*) FILTER (WHERE {cond.format(**cols)}) AS {key}"
-            for key, cond in zip(
-                SHIFT_SUMMARY_KEYS, (_SLIPS, _END_OF_SHIFT, _HANDOVER, _OVER_24H), strict=True
-            )
-        )
+        + shift_count_columns(cols)
         + " FROM orders o JOIN unnest(CAST(:pids AS integer[]), CAST(:mid AS timestamptz[]), "
         "CAST(:ns AS timestamptz[]), CAST(:mo AS timestamptz[])) AS w(project_id, midnight, night_start, morning) "
         "ON w.project_id = o.project_id "

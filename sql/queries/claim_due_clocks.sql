@@ -1,5 +1,5 @@
 -- Claim running clocks past their deadline whose breach is not recorded yet (optionally of
--- one order). SKIP LOCKED lets concurrent workers split the work; the conditional SET makes
+-- one order); one whose recording failed waits a minute (breach_failed_at) before its retry. SKIP LOCKED lets concurrent workers split the work; the conditional SET makes
 -- each breach recorded exactly once even when two workers race on one row.
 WITH due AS (
     SELECT c.id
@@ -7,6 +7,7 @@ WITH due AS (
     WHERE c.state = 'running'
       AND c.breached_at IS NULL
       AND c.deadline <= :now
+      AND (c.breach_failed_at IS NULL OR c.breach_failed_at <= CAST(:now AS timestamptz) - interval '1 minute')
       AND (CAST(:order_id AS bigint) IS NULL OR c.order_id = CAST(:order_id AS bigint))
     ORDER BY c.deadline
     LIMIT :lim

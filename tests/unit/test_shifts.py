@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -36,3 +37,12 @@ def test_notices_fall_due_at_their_local_times():
     assert at(9, 10) == ["handover"]
     assert at(8, 0) == ["over_24h"]
     assert at(12, 0) == []
+
+
+def test_the_shift_counts_are_one_public_select_list_over_the_bounds_given():
+    from server.persistence.worklists import SHIFT_SUMMARY_KEYS, shift_count_columns
+
+    cols = shift_count_columns({"midnight": "w.m", "night_start": "w.n", "morning": "w.o", "now": ":now"})
+    assert re.findall(r"\) AS (\w+)", cols) == list(SHIFT_SUMMARY_KEYS)
+    assert "w.m" in cols and "w.n" in cols and "w.o" in cols and ":now" in cols
+    assert "{" not in cols  # every bound filled in
