@@ -1031,3 +1031,38 @@ async def test_a_saturated_team_offers_later_slots_for_its_categories_only(api, 
     r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "category": "network", "appointment_at": later})
     assert r.status_code == 201
     assert (await api("POST", "/api/v1/orders", "kefu", {**NEW, "category": "building"})).status_code == 201
+
+
+async def test_twenty_concurrent_registrations_get_twenty_consecutive_numbers(new_client, tokens):
+    async def one(i: int) -> str:
+        async with new_client() as c:
+            r = await c.post(
+                "/api/v1/orders",
+                json={**NEW, "summary": f"并发登记 {i}"},
+                headers={"Authorization": f"Bearer {tokens['kefu' if i % 2 else 'jiankong']}"},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()["number"]
+
+    numbers = await asyncio.gather(*(one(i) for i in range(20)))
+    assert len(set(numbers)) == 20
+    seq = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
+    assert seq == list(range(seq[0], seq[0] + 20))  # no gaps, no duplicates
+
+
+async def test_the_customer_gets_the_verification_code_by_sms_and_the_desk_sees_it(api, engine):
+    from sqlalchemy import text
+
+    body = await register(api)
+    async with engine.connect() as conn:
+        sms = (
+            await conn.execute(
+                text(
+                    "SELECT x.channel, x.payload FROM outbox x JOIN orders o ON o.id = x.order_id "
+                    "WHERE o.number = :n AND x.topic = 'sms'"
+                ),
+                {"n": body["number"]},
+            )
+        ).one()
+    assert sms.channel == "sms" and sms.payload["phone"] == "13800138000"
+    assert body["verification_code"] in sms.payload["text"] and body["number"] in sms.payload["text"]
