@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from server.domain.fees import (
+    MAX_FEN,
     FeeSheet,
     MaterialLine,
     line_json,
@@ -279,7 +280,7 @@ ACTIONS: dict[str, ActionSpec] = {
 
 def _text(inputs: Mapping[str, object], key: str, *, required: bool = True) -> str:
     value = inputs.get(key)
-    text = str(value).strip() if value is not None else ""
+    text = str(value).replace("\x00", "").strip() if value is not None else ""
     if required and not text:
         raise DomainError("invalid", N_("This field is required"), field=key)
     if len(text) > MAX_TEXT:
@@ -287,15 +288,20 @@ def _text(inputs: Mapping[str, object], key: str, *, required: bool = True) -> s
     return text
 
 
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
+
+
 def _int(inputs: Mapping[str, object], key: str) -> int:
+    """A positive id (a number or its digits)."""
     value = inputs.get(key)
-    if isinstance(value, bool):
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 10:
+        number = int(value)
+    if number is None or not 0 < number <= MAX_ID:
         raise DomainError("invalid", N_("Invalid value"), field=key)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise DomainError("invalid", N_("Invalid value"), field=key)
+    return number
 
 
 def _when(inputs: Mapping[str, object], key: str) -> datetime:
@@ -492,6 +498,8 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         labour, lines = _fee_inputs(inputs)
         sheet = FeeSheet(catalog_price_fen=order.catalog_fee_fen, labour_fen=labour, materials=lines)
         total = sheet.total_fen
+        if total > MAX_FEN:
+            raise DomainError("invalid", N_("The amount is too large"), field="labour_yuan")
         if _needs_agreement_first(order, total):
             raise DomainError("invalid", AGREEMENT_FIRST, field="labour_yuan")
         if needs_agreement(total) and total > order.agreed_fen:

@@ -541,6 +541,15 @@ async def apply_action(
     changes = _stamp(changes, transition, now, actor)
     if "assignee_id" in changes and changes["assignee_id"] is not None:
         await _engineer_in_project(conn, int(changes["assignee_id"]), row["project_id"], "assignee_id")
+    if changes.get("team_id") is not None:
+        team = (
+            await conn.execute(
+                text("SELECT 1 FROM teams WHERE id = :t AND project_id = :p"),
+                {"t": changes["team_id"], "p": row["project_id"]},
+            )
+        ).first()
+        if team is None:
+            raise ValidationErrors({"team_id": (N_("No such team in this project"), {})})
 
     sets = ", ".join(
         f"{k} = COALESCE({k}, :c_{k})" if k in FIRST_OCCURRENCE else f"{k} = :c_{k}" for k in changes

@@ -1066,3 +1066,85 @@ async def test_the_customer_gets_the_verification_code_by_sms_and_the_desk_sees_
         ).one()
     assert sms.channel == "sms" and sms.payload["phone"] == "13800138000"
     assert body["verification_code"] in sms.payload["text"] and body["number"] in sms.payload["text"]
+
+
+INPUT_KEYS = (
+    "reason", "code", "assignee_id", "team_id", "department", "promised_at", "next_at", "appointment_at",
+    "result", "labour_yuan", "man_hours", "materials", "material_name", "material_qty", "material_price_yuan",
+    "material_provided_by", "material_verified", "method", "rating", "comment", "agreed_yuan", "prepaid",
+    "phone_confirmed", "remark",
+)  # fmt: skip
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["2030-01-01T10:00:00+08:00", "1", "0", "-1", "1e9", "ok", "parts", "phone", "satisfied"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["name", "quantity", "provided_by", "verified", "unit_price_yuan"]), inner, max_size=4),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    action=st.sampled_from(WALK_ACTIONS),
+    user=st.sampled_from(["kefu", "zhuguan", "shifu1", "zhixu", "caiwu"]),
+    inputs=st.dictionaries(st.sampled_from(INPUT_KEYS), JSON_VALUES, max_size=6),
+    version=st.one_of(st.just("seen"), JSON_VALUES),
+)
+async def test_whatever_json_an_action_gets_it_answers_4xx_or_200_never_500(
+    api, fuzz_state, action, user, inputs, version
+):
+    number = fuzz_state.get("number")
+    if number is None or (await order_of(api, number))["status"] in ("closed", "cancelled"):
+        number = fuzz_state["number"] = (await register(api))["number"]
+    seen = (await order_of(api, number))["version"]
+    body = {**inputs, "version": seen if version == "seen" else version}
+    r = await api("POST", f"/api/v1/orders/{number}/actions/{action}", user, body)
+    assert r.status_code in (200, 403, 404, 409, 422), (r.status_code, r.text)
+    if r.status_code != 200:
+        assert r.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_state() -> dict[str, Any]:
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("action", "inputs"),
+    [
+        ("assign", {"assignee_id": 2**63}),
+        ("assign", {"assignee_id": 2**40}),
+        ("transfer", {"reason": "r", "team_id": 2**40}),
+        ("transfer", {"reason": "r", "team_id": 999999}),
+        ("pool", {"team_id": 999999}),
+        ("grab", {"version": 2**63}),
+        ("grab", {"version": -1}),
+        ("cancel", {"reason": "\x00"}),
+    ],
+)
+async def test_out_of_range_ids_and_versions_are_4xx(api, action, inputs):
+    body = await register(api)
+    payload = {"version": 1, **inputs}
+    r = await api(
+        "POST",
+        f"/api/v1/orders/{body['number']}/actions/{action}",
+        "zhuguan" if action != "grab" else "shifu1",
+        payload,
+    )
+    assert r.status_code in (409, 422), r.text
+    assert r.json()["error"]["message"]
+
+
+async def test_nul_characters_in_a_new_order_are_dropped_not_a_500(api):
+    r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "summary": "漏\x00水", "content": "\x00"})
+    assert r.status_code == 201, r.text
+    assert (await order_of(api, r.json()["number"]))["summary"] == "漏水"
+    r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "summary": "\x00"})
+    assert r.status_code == 422 and "summary" in r.json()["error"]["fields"]

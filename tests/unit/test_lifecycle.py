@@ -613,3 +613,11 @@ def test_dates_in_inputs_must_be_dates():
         {"reason": "缺件", "next_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
     )
     assert t.to_status is Status.UNFINISHED
+
+
+def test_a_total_beyond_any_real_repair_is_refused():
+    lines = [{"name": f"料{i}", "quantity": "100", "unit_price_yuan": "9999.99"} for i in range(20)]
+    ok = order(Status.ON_SITE, agreement_recorded=True, prepaid=True, agreed_fen=10**9)
+    with pytest.raises(DomainError) as e:
+        decide(ok, "finish", actor(Role.ENGINEER), {"result": "好", "materials": lines})
+    assert e.value.kind == "invalid" and e.value.msgid == "The amount is too large"
