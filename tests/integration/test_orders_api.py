@@ -1148,3 +1148,49 @@ async def test_nul_characters_in_a_new_order_are_dropped_not_a_500(api):
     assert (await order_of(api, r.json()["number"]))["summary"] == "漏水"
     r = await api("POST", "/api/v1/orders", "kefu", {**NEW, "summary": "\x00"})
     assert r.status_code == 422 and "summary" in r.json()["error"]["fields"]
+
+
+async def test_a_designated_engineer_gets_the_order_assigned_and_only_he_accepts(api, engine):
+    from tests.work_orders import staff_id
+
+    shifu3 = await staff_id(engine, "shifu3")
+    body = await register(api, designated_engineer_id=shifu3)
+    assert body["status"] == "assigned"
+    order = await order_of(api, body["number"])
+    assert order["assignee_name"] == "陈师傅" and order["dispatched_at"] is not None
+    assert (await act(api, "shifu1", body["number"], "accept")).status_code == 403
+    assert (await act(api, "shifu3", body["number"], "accept")).status_code == 200
+
+
+async def test_a_supervisor_overrides_the_person_rules(api):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    assert (await act(api, "shifu2", n, "arrive", code=body["verification_code"])).status_code == 403
+    assert (await act(api, "zhuguan", n, "arrive", code=body["verification_code"])).status_code == 200
+    r = await act(api, "zhuguan", n, "finish", result="主管代为完工")
+    assert r.status_code == 200 and r.json()["status"] == "done"
+    hist = (await order_of(api, n))["history"]
+    assert [h["actor"] for h in hist][-2:] == ["王主管", "王主管"]  # on the record as who did it
+
+
+async def test_the_desk_confirms_arrival_by_phone_when_the_customer_has_no_code(api):
+    body = await register(api)
+    n = body["number"]
+    assert (await act(api, "shifu1", n, "grab")).status_code == 200
+    assert (await act(api, "shifu1", n, "arrive", phone_confirmed=True)).status_code == 403
+    r = await act(api, "kefu", n, "arrive", phone_confirmed=True)
+    assert r.status_code == 200 and r.json()["status"] == "on_site"
+    assert (await order_of(api, n))["history"][-1]["inputs"]["confirmed_by"] == "phone"
+
+
+async def test_a_matter_goes_to_its_department_and_is_handled_there(api):
+    body = await register(api, kind="matter", category="loss", room="1-1-102")
+    n = body["number"]
+    assert body["status"] == "assigned"
+    assert (await act(api, "shifu1", n, "handle", result="x")).status_code == 403
+    r = await act(api, "zhixu", n, "accept")
+    assert r.status_code == 200 and r.json()["assignee_name"] == "孙队长"
+    assert (await act(api, "zhixu", n, "handle", result="已调取监控并登记")).json()["status"] == "done"
+    r = await act(api, "kefu", n, "callback", method="letter", rating="fairly")
+    assert r.status_code == 200 and r.json()["status"] == "closed"
