@@ -510,3 +510,57 @@ async def test_the_order_page_shows_materials_fees_and_the_rework_link(client, l
         assert f'href="/orders/{number}"' in page  # back to the original
     finally:
         await retire(engine, number, rework)
+
+
+async def test_html_typed_anywhere_is_shown_escaped_on_the_page_timeline_and_slip(client, login, engine):
+    number = await new_order(
+        engine, "6-2-301", "<script>alert('s')</script>", content="<img src=x onerror=alert(1)>"
+    )
+    try:
+        token = await login("kefu")
+        h = {"X-CSRF-Token": token, **HX}
+        r = await client.post(
+            f"/orders/{number}/do/remark",
+            data={"version": "1", "remark": "<b onclick=alert(2)>备注</b>"},
+            headers=h,
+        )
+        assert r.status_code == 200
+        for path in (f"/orders/{number}", f"/orders/{number}/slip"):
+            page = (await client.get(path)).text
+            for raw in (
+                "<script>alert('s')</script>",
+                "<img src=x onerror=alert(1)>",
+                "<b onclick=alert(2)>",
+            ):
+                assert raw not in page, (path, raw)
+            assert "&lt;script&gt;" in page
+        assert "&lt;b onclick=alert(2)&gt;备注&lt;/b&gt;" in (await client.get(f"/orders/{number}")).text
+    finally:
+        await retire(engine, number)
+
+
+async def test_the_callback_queue_is_oldest_first(client, login, engine):
+    from server import clock
+    from server.persistence import orders as orders_db
+    from server.persistence import staff as staff_db
+    from server.persistence.orders import ActorInfo
+
+    numbers = [await new_order(engine, room, "回访排序") for room in ("6-2-302", "6-2-401")]
+    async with engine.begin() as conn:
+        s = await staff_db.by_username(conn, "shifu1")
+        eng = ActorInfo(s.id, s.display_name, s.role, s.project_ids, s.team_ids)
+        # the second order is finished first: it has waited longest for its callback
+        for n, minutes in ((numbers[1], -90), (numbers[0], -30)):
+            at = clock.now() + timedelta(minutes=minutes)
+            code = (
+                await conn.execute(text("SELECT verification_code FROM orders WHERE number = :n"), {"n": n})
+            ).scalar()
+            for action, inputs in (("grab", {}), ("arrive", {"code": code}), ("finish", {"result": "好"})):
+                row = await orders_db.get_by_number(conn, n)
+                await orders_db.apply_action(conn, n, action, row["version"], eng, inputs, at)
+    try:
+        await login("kefu")
+        page = (await client.get("/callbacks")).text
+        assert page.index(f'id="cb-{numbers[1]}"') < page.index(f'id="cb-{numbers[0]}"')
+    finally:
+        await retire(engine, *numbers)
