@@ -12,6 +12,7 @@ from litestar.params import Parameter
 from server import clock
 from server.auth import Principal, current, staff_guard
 from server.domain.intake import parse_datetime, validate_intake
+from server.domain.lifecycle import ACTIONS, Person
 from server.domain.messages import N_, DomainError
 from server.domain.vocab import Category, Channel, Kind, Role, Status, Urgency
 from server.persistence import orders as orders_db
@@ -237,11 +238,39 @@ async def run_action(
     return row
 
 
+def actions_doc() -> str:
+    """The steps of the lifecycle table, who may take them and their inputs (for /schema)."""
+    lines = [
+        "One lifecycle step. The body carries `version` (the one you saw) and the step's inputs. "
+        "200 with the new state; 403 when your role or person may not; 404 unknown order or step; "
+        "409 when the order has moved on; 422 naming the input at fault.",
+        "",
+        "| step | from | roles | required | optional |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for spec in ACTIONS.values():
+        person = "" if spec.person is Person.ANYONE else f" ({spec.person.value})"
+        lines.append(
+            f"| `{spec.name}` | {', '.join(sorted(s.value for s in spec.from_statuses))} | "
+            f"{', '.join(sorted(r.value for r in spec.roles))}{person} | {', '.join(spec.required) or '—'} | "
+            f"{', '.join(spec.optional) or '—'} |"
+        )
+    return "\n".join(lines)
+
+
 @post(
-    "/api/v1/orders/{number:str}/actions/{action:str}", guards=[staff_guard], status_code=200, tags=["orders"]
+    "/api/v1/orders/{number:str}/actions/{action:str}",
+    guards=[staff_guard],
+    status_code=200,
+    tags=["orders"],
+    description=actions_doc(),
 )
 async def order_action(
-    request: Request[Any, Any, Any], number: str, action: str, data: dict[str, Any]
+    request: Request[Any, Any, Any],
+    number: str,
+    action: str = Parameter(description="a step of the lifecycle table: " + ", ".join(ACTIONS)),
+    *,
+    data: dict[str, Any],
 ) -> Response[dict[str, Any]]:
     rt: Runtime = request.app.state.runtime
     p = current(request)

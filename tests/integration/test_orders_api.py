@@ -768,6 +768,13 @@ async def test_random_steps_by_random_people_keep_the_machine_and_the_whole_hist
                         current = rework["number"]
                 else:
                     assert after["version"] == row["version"] and after["status"] == row["status"]
+                for stamp in ("received_at", "dispatched_at", "accepted_at", "arrived_at", "started_at"):
+                    if row[stamp] is not None:  # the paper form's times keep their first occurrence
+                        assert after[stamp] == row[stamp], stamp
+                if after["status"] in ("accepted", "on_site", "paused", "unfinished", "done", "closed") and (
+                    after["kind"] == "repair"
+                ):
+                    assert after["assignee_id"] is not None or after["status"] == "closed"
                 hist = await walk_histories(conn, ids)
                 for oid, events in hist.items():
                     before = seen.get(oid, [])
@@ -1194,3 +1201,13 @@ async def test_a_matter_goes_to_its_department_and_is_handled_there(api):
     assert (await act(api, "zhixu", n, "handle", result="已调取监控并登记")).json()["status"] == "done"
     r = await act(api, "kefu", n, "callback", method="letter", rating="fairly")
     assert r.status_code == 200 and r.json()["status"] == "closed"
+
+
+async def test_the_schema_documents_each_step_from_the_lifecycle_table(client):
+    op = (await client.get("/schema/openapi.json")).json()["paths"][
+        "/api/v1/orders/{number}/actions/{action}"
+    ]["post"]
+    for name, spec in ACTIONS.items():
+        assert f"| `{name}` |" in op["description"]
+        for inp in spec.required:
+            assert inp in op["description"]
