@@ -1211,3 +1211,27 @@ async def test_the_schema_documents_each_step_from_the_lifecycle_table(client):
         assert f"| `{name}` |" in op["description"]
         for inp in spec.required:
             assert inp in op["description"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE order_events SET reason = 'rewritten' WHERE order_id = (SELECT id FROM orders WHERE number = :n)",
+        "DELETE FROM order_events WHERE order_id = (SELECT id FROM orders WHERE number = :n)",
+    ],
+)
+async def test_the_history_cannot_be_rewritten_nor_deleted_even_in_sql(api, engine, sql):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    body = await register(api)
+    await act(api, "kefu", body["number"], "cancel", reason="业主取消")
+    with pytest.raises(DBAPIError):
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), {"n": body["number"]})
+    order = await order_of(api, body["number"])
+    assert [(h["action"], h["reason"]) for h in order["history"]] == [
+        ("register", None),
+        ("cancel", "业主取消"),
+    ]
+    assert order["status"] == "cancelled"  # cancelling keeps the order
