@@ -414,7 +414,8 @@ async def clock_context(conn: AsyncConnection, order_id: int) -> clocks_db.Order
 _ORDER_SQL = """
 SELECT o.*, p.code AS project_code, p.name AS project_name, p.tz,
        a.display_name AS assignee_name, rb.display_name AS received_by_name,
-       t.name AS team_name, d.name AS department_name, ro.number AS reopened_from_number
+       t.name AS team_name, d.name AS department_name, ro.number AS reopened_from_number,
+       po.number AS parent_number
 FROM orders o
 JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
@@ -422,6 +423,7 @@ LEFT JOIN staff rb ON rb.id = o.received_by
 LEFT JOIN teams t ON t.id = o.team_id
 LEFT JOIN departments d ON d.code = o.department_code
 LEFT JOIN orders ro ON ro.id = o.reopened_from_id
+LEFT JOIN orders po ON po.id = o.parent_order_id
 """
 
 

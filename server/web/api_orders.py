@@ -108,6 +108,7 @@ def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None)
         "paid",
         "started_at",
         "reopened_from_number",
+        "parent_number",
         "rework_number",
         "project_code",
         "updated_at",
@@ -115,6 +116,7 @@ def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None)
     out: dict[str, Any] = {k: row.get(k) for k in keys}
     out["project"] = out.pop("project_code")
     out["reopened_from"] = out.pop("reopened_from_number")
+    out["spawned_from"] = out.pop("parent_number")
     if out["rework_number"] is None:
         del out["rework_number"]
     out["man_hours"] = str(row["man_hours"]) if row.get("man_hours") is not None else None

@@ -294,6 +294,7 @@ async def test_a_matter_spawns_a_linked_repair(api):
     matter = (await api("GET", f"/api/v1/orders/{body['number']}", "kefu")).json()
     assert matter["history"][-1]["action"] == "spawn_repair"
     assert matter["history"][-1]["inputs"]["repair"] == repair
+    assert (await order_of(api, repair))["spawned_from"] == body["number"]
     r = await api("POST", f"/api/v1/orders/{repair}/spawn-repair", "kefu", {"category": "plumbing"})
     assert r.status_code == 409
 
