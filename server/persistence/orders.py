@@ -320,6 +320,46 @@ async def dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -
     )
 
 
+async def list_dispatch_rules(conn: AsyncConnection, project_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT r.category, r.mode, r.team_id, t.name AS team FROM dispatch_rules r "
+            "LEFT JOIN teams t ON t.id = r.team_id WHERE r.project_id = :p ORDER BY r.category"
+        ),
+        {"p": project_id},
+    )
+    return [dict(r) for r in rows.mappings().all()]
+
+
+async def put_dispatch_rule(
+    conn: AsyncConnection, project_id: int, category: str, team_id: int | None, mode: str
+) -> None:
+    """Set the rule of one category (its team must be of the project)."""
+    if team_id is not None:
+        found = (
+            await conn.execute(
+                text("SELECT 1 FROM teams WHERE id = :t AND project_id = :p"), {"t": team_id, "p": project_id}
+            )
+        ).first()
+        if found is None:
+            raise ValidationErrors({"team_id": (N_("No such team in this project"), {})})
+    await conn.execute(
+        text(
+            "INSERT INTO dispatch_rules (project_id, category, team_id, mode) VALUES (:p, :c, :t, :m) "
+            "ON CONFLICT (project_id, category) DO UPDATE SET team_id = EXCLUDED.team_id, mode = EXCLUDED.mode"
+        ),
+        {"p": project_id, "c": category, "t": team_id, "m": mode},
+    )
+
+
+async def delete_dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -> bool:
+    gone = await conn.execute(
+        text("DELETE FROM dispatch_rules WHERE project_id = :p AND category = :c RETURNING id"),
+        {"p": project_id, "c": category},
+    )
+    return gone.first() is not None
+
+
 async def _saturated(conn: AsyncConnection, project_id: int, team_id: int | None, day: date) -> bool:
     """工作量已饱和 today: the order's team, or (no team) every engineering team of the project."""
     if team_id is not None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
 from server import clock
@@ -309,4 +309,101 @@ async def spawn_repair(request: Request[Any, Any, Any], number: str, data: Spawn
     )
 
 
-ROUTES = [create_order, get_order, list_orders, order_action, spawn_repair]
+# ---- dispatch per project and category ---------------------------------------------------------
+
+RULE_EDITORS = {"roles": frozenset({Role.ADMIN, Role.SUPERVISOR})}
+
+
+class DispatchRuleIn(msgspec.Struct, kw_only=True):
+    """How new repairs of a category are dispatched: `grab` (the team's pool) or `assign` (the desk)."""
+
+    mode: Literal["grab", "assign"]
+    team_id: int | None = None
+
+
+async def _project_of(conn: Any, p: Principal, code: str) -> int:
+    from sqlalchemy import text
+
+    pid = (await conn.execute(text("SELECT id FROM projects WHERE code = :c"), {"c": code[:20]})).scalar()
+    if pid is None or pid not in p.project_ids:
+        raise DomainError("not_found", N_("Unknown project %(value)s"), field="project", value=code[:20])
+    return pid
+
+
+def _repair_category(category: str) -> str:
+    from server.domain.vocab import REPAIR_CATEGORIES
+
+    if category not in {c.value for c in REPAIR_CATEGORIES}:
+        raise DomainError(
+            "invalid", N_("%(category)s is not a repair category"), field="category", category=category[:40]
+        )
+    return category
+
+
+@get("/api/v1/dispatch-rules", guards=[staff_guard], tags=["orders"])
+async def get_dispatch_rules(request: Request[Any, Any, Any], project: str) -> dict[str, Any]:
+    """The project's dispatch rules; categories without one follow the project's dispatch mode."""
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    async with rt.engine.connect() as conn:
+        pid = await _project_of(conn, p, project)
+        return {"rules": await orders_db.list_dispatch_rules(conn, pid)}
+
+
+@put("/api/v1/dispatch-rules/{category:str}", guards=[staff_guard], opt=RULE_EDITORS, tags=["orders"])
+async def put_dispatch_rule(
+    request: Request[Any, Any, Any], category: str, project: str, data: DispatchRuleIn
+) -> dict[str, Any]:
+    """Set how new repairs of this category are dispatched in the project (supervisor, admin)."""
+    from server.persistence.admin import audit
+
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    _repair_category(category)
+    if data.team_id is not None and not 0 < data.team_id < 2**31:
+        raise DomainError("invalid", N_("Invalid value"), field="team_id")
+    async with rt.engine.begin() as conn:
+        pid = await _project_of(conn, p, project)
+        await orders_db.put_dispatch_rule(conn, pid, category, data.team_id, data.mode)
+        await audit(
+            conn,
+            p.staff_id,
+            f"dispatch:{project}:{category}",
+            "set",
+            {"mode": data.mode, "team_id": data.team_id},
+        )
+        return {"rules": await orders_db.list_dispatch_rules(conn, pid)}
+
+
+@delete(
+    "/api/v1/dispatch-rules/{category:str}",
+    guards=[staff_guard],
+    opt=RULE_EDITORS,
+    tags=["orders"],
+    status_code=204,
+)
+async def delete_dispatch_rule(request: Request[Any, Any, Any], category: str, project: str) -> None:
+    from server.persistence.admin import audit
+
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    async with rt.engine.begin() as conn:
+        pid = await _project_of(conn, p, project)
+        if not await orders_db.delete_dispatch_rule(conn, pid, category[:40]):
+            raise DomainError("not_found", N_("Not found"))
+        await audit(conn, p.staff_id, f"dispatch:{project}:{category}", "delete", {})
+
+
+ROUTES = [
+    create_order,
+    get_order,
+    list_orders,
+    order_action,
+    spawn_repair,
+    get_dispatch_rules,
+    put_dispatch_rule,
+    delete_dispatch_rule,
+]

@@ -1236,3 +1236,69 @@ async def test_the_history_cannot_be_rewritten_nor_deleted_even_in_sql(api, engi
         ("cancel", "业主取消"),
     ]
     assert order["status"] == "cancelled"  # cancelling keeps the order
+
+
+async def test_a_supervisor_sets_the_dispatch_rule_of_a_category_and_new_repairs_follow_it(api, engine):
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        build = (await conn.execute(text("SELECT id FROM teams WHERE name = '土建班'"))).scalar_one()
+    try:
+        r = await api(
+            "PUT", "/api/v1/dispatch-rules/hvac?project=DEMO", "zhuguan", {"mode": "grab", "team_id": build}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["rules"] == [{"category": "hvac", "mode": "grab", "team_id": build, "team": "土建班"}]
+        body = await register(api, category="hvac")
+        assert body["status"] == "pooled" and (await order_of(api, body["number"]))["team_id"] == build
+        assert (await act(api, "shifu1", body["number"], "grab")).status_code == 403
+        r = await api("PUT", "/api/v1/dispatch-rules/hvac?project=DEMO", "zhuguan", {"mode": "assign"})
+        assert r.status_code == 200
+        assert (await register(api, category="hvac"))["status"] == "new"
+        listed = (await api("GET", "/api/v1/dispatch-rules?project=DEMO", "kefu")).json()["rules"]
+        assert [(x["category"], x["mode"], x["team_id"]) for x in listed] == [("hvac", "assign", None)]
+        assert (await api("DELETE", "/api/v1/dispatch-rules/hvac?project=DEMO", "zhuguan")).status_code == 204
+        assert (await api("GET", "/api/v1/dispatch-rules?project=DEMO", "kefu")).json()["rules"] == []
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM dispatch_rules"))
+
+
+@pytest.mark.parametrize(
+    ("user", "path", "body", "status", "field"),
+    [
+        ("kefu", "/api/v1/dispatch-rules/hvac?project=DEMO", {"mode": "grab"}, 403, None),
+        ("shifu1", "/api/v1/dispatch-rules/hvac?project=DEMO", {"mode": "grab"}, 403, None),
+        ("zhuguan", "/api/v1/dispatch-rules/loss?project=DEMO", {"mode": "grab"}, 422, "category"),
+        ("zhuguan", "/api/v1/dispatch-rules/hvac?project=DEMO", {"mode": "lottery"}, 422, "mode"),
+        (
+            "zhuguan",
+            "/api/v1/dispatch-rules/hvac?project=DEMO",
+            {"mode": "grab", "team_id": 999999},
+            422,
+            "team_id",
+        ),
+        (
+            "zhuguan",
+            "/api/v1/dispatch-rules/hvac?project=DEMO",
+            {"mode": "grab", "team_id": 2**40},
+            422,
+            "team_id",
+        ),
+        ("zhuguan", "/api/v1/dispatch-rules/hvac?project=OTHER", {"mode": "grab"}, 404, None),
+        ("zhuguan", "/api/v1/dispatch-rules/hvac", {"mode": "grab"}, 422, None),
+    ],
+)
+async def test_dispatch_rule_refusals(api, engine, user, path, body, status, field):
+    from sqlalchemy import text
+
+    r = await api("PUT", path, user, body)
+    assert r.status_code in ((400, 422) if status == 422 and field is None else (status,)), r.text
+    err = r.json()["error"]
+    assert err["message"]
+    if field:
+        assert err.get("field") == field or field in (err.get("fields") or {}), err
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM dispatch_rules"))).scalar() == 0
+    r = await api("DELETE", "/api/v1/dispatch-rules/hvac?project=DEMO", "zhuguan")
+    assert r.status_code == 404
