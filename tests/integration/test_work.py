@@ -446,7 +446,8 @@ async def test_the_order_page_transfers_back_to_the_pool_and_shows_the_work_reco
         assert r.status_code == 200
         assert 'name="team_id"' in r.text and 'name="department"' in r.text  # transfer's targets
         r = await client.post(f"/orders/{number}/do/transfer", data={"version": "2", "reason": ""}, headers=h)
-        assert r.status_code == 422  # the reason is required, said in place
+        assert r.status_code == 422  # the reason is required, said in place and naming the field
+        assert 'data-field="reason"' in r.text and "原因" in r.text
         r = await client.post(
             f"/orders/{number}/do/transfer", data={"version": "2", "reason": "手头有急活"}, headers=h
         )
