@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -304,7 +304,13 @@ def _int(inputs: Mapping[str, object], key: str) -> int:
     return number
 
 
-def _when(inputs: Mapping[str, object], key: str) -> datetime:
+MAX_AHEAD = timedelta(days=5 * 366)  # beyond: a typing slip (20260 for 2026)
+GRACE = timedelta(minutes=5)
+
+
+def _when(inputs: Mapping[str, object], key: str, now: datetime | None = None) -> datetime:
+    """A date and time (naive ones are the project's local time); with `now`, not in the past
+    and not absurdly far ahead."""
     value = inputs.get(key)
     if isinstance(value, datetime):
         dt = value
@@ -317,6 +323,11 @@ def _when(inputs: Mapping[str, object], key: str) -> datetime:
         from zoneinfo import ZoneInfo
 
         dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))  # what a datetime-local field means here
+    if now is not None:
+        if dt < now - GRACE:
+            raise DomainError("invalid", N_("This time is in the past"), field=key)
+        if dt > now + MAX_AHEAD:
+            raise DomainError("invalid", N_("That is too far ahead"), field=key)
     return dt
 
 
@@ -406,7 +417,9 @@ AGREEMENT_FIRST = N_(
 )
 
 
-def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str, object]) -> Transition:
+def _build(
+    spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str, object], now: datetime | None
+) -> Transition:
     a = spec.name
     frm = order.status
     ch: dict[str, object] = {}
@@ -482,14 +495,14 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         to = Status.ON_SITE
     elif a == "pause":
         ch["pause_reason"] = _choice(inputs, "reason", PAUSE_REASONS)
-        ch["promised_at"] = _when(inputs, "promised_at")
+        ch["promised_at"] = _when(inputs, "promised_at", now)
         ch["paused_from"] = frm.value
         to = Status.PAUSED
     elif a == "resume":
         to = order.paused_from or Status.ON_SITE
         ch["paused_from"] = None
     elif a == "promise":
-        ch["promised_at"] = _when(inputs, "promised_at")
+        ch["promised_at"] = _when(inputs, "promised_at", now)
         reason = _text(inputs, "reason", required=False)
         if reason:
             ev["reason"] = reason
@@ -527,10 +540,10 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         to = Status.DONE
     elif a == "unfinished":
         ch["unfinished_reason"] = _text(inputs, "reason")
-        ch["next_at"] = _when(inputs, "next_at")
+        ch["next_at"] = _when(inputs, "next_at", now)
         to = Status.UNFINISHED
     elif a == "reappoint":
-        ch["appointment_at"] = _when(inputs, "appointment_at")
+        ch["appointment_at"] = _when(inputs, "appointment_at", now)
         ch["assignee_id"] = order.assignee_id
         to = Status.ASSIGNED
     elif a == "handle":
@@ -578,8 +591,18 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
     return Transition(a, frm, to, ch, ev, tuple(effects))
 
 
-def decide(order: OrderView, action: str, actor: Actor, inputs: Mapping[str, object]) -> Transition:
-    """Check one step against the table and the inputs; return what it changes."""
+def decide(
+    order: OrderView,
+    action: str,
+    actor: Actor,
+    inputs: Mapping[str, object],
+    *,
+    now: datetime | None = None,
+) -> Transition:
+    """Check one step against the table and the inputs; return what it changes.
+
+    With `now`, times given (promised, next visit, appointment) must not lie in the past.
+    """
     spec = ACTIONS.get(action)
     if spec is None:
         raise DomainError("not_found", N_("Unknown action %(action)s"), action=action[:40])
@@ -592,7 +615,7 @@ def decide(order: OrderView, action: str, actor: Actor, inputs: Mapping[str, obj
     if not actor.roles & spec.roles:
         raise DomainError("forbidden", N_("Your role may not do this"))
     check_person(spec, order, actor)
-    return _build(spec, order, actor, inputs)
+    return _build(spec, order, actor, inputs, now)
 
 
 def allowed_actions(order: OrderView, actor: Actor) -> list[str]:

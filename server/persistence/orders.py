@@ -578,7 +578,7 @@ async def apply_action(
         raise DomainError("not_found", N_("Unknown action %(action)s"), action=action[:40])
     if seen_version != row["version"]:
         raise _conflict(row, action)
-    transition = lifecycle.decide(order_view(row), action, actor.as_lifecycle_actor(), inputs)
+    transition = lifecycle.decide(order_view(row), action, actor.as_lifecycle_actor(), inputs, now=now)
     changes = {k: v for k, v in transition.changes.items() if k in SETTABLE}
     changes = _stamp(changes, transition, now, actor)
     if "assignee_id" in changes and changes["assignee_id"] is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +52,13 @@ def api(client, tokens):
         return await client.request(method, path, json=json, headers=headers)
 
     return call
+
+
+def ahead(days: float) -> str:
+    """A time `days` from now (the app's clock), in China time."""
+    from server import clock
+
+    return (clock.now() + timedelta(days=days)).astimezone(ZoneInfo("Asia/Shanghai")).isoformat()
 
 
 NEW = {
@@ -471,16 +478,14 @@ async def test_return_pause_resume_unfinished_and_a_new_appointment(api, engine)
     first_arrival = (await order_of(api, n))["arrived_at"]
     r = await act(api, "shifu2", n, "pause", reason="parts")
     assert r.status_code == 422 and r.json()["error"]["field"] == "promised_at"
-    r = await act(api, "shifu2", n, "pause", reason="parts", promised_at="2030-01-01T10:00:00+08:00")
+    r = await act(api, "shifu2", n, "pause", reason="parts", promised_at=ahead(1))
     assert r.status_code == 200 and r.json()["status"] == "paused"
     assert await running_clocks(engine, n)  # paused, not stopped
     assert (await act(api, "shifu1", n, "resume")).status_code == 403  # not his order
     assert (await act(api, "shifu2", n, "resume")).json()["status"] == "on_site"
-    r = await act(
-        api, "shifu2", n, "unfinished", reason="需更换整套洁具", next_at="2030-01-02T10:00:00+08:00"
-    )
+    r = await act(api, "shifu2", n, "unfinished", reason="需更换整套洁具", next_at=ahead(2))
     assert r.status_code == 200 and r.json()["status"] == "unfinished"
-    r = await act(api, "kefu", n, "reappoint", appointment_at="2030-01-02T10:00:00+08:00")
+    r = await act(api, "kefu", n, "reappoint", appointment_at=ahead(2))
     assert r.status_code == 200 and r.json()["status"] == "assigned" and r.json()["assignee_name"] == "刘师傅"
     assert (await act(api, "shifu2", n, "accept")).status_code == 200
     assert (await act(api, "shifu2", n, "arrive", code=body["verification_code"])).status_code == 200
@@ -498,9 +503,18 @@ async def test_a_promised_finish_time_and_a_remark_go_on_the_record(api):
     body = await register(api)
     n = body["number"]
     assert (await act(api, "shifu1", n, "grab")).status_code == 200
-    r = await act(api, "shifu1", n, "promise", promised_at="2030-01-01T17:00:00+08:00", reason="等配件")
+    promised = datetime.fromisoformat(ahead(1)).replace(hour=17, minute=0, second=0, microsecond=0)
+    r = await act(api, "shifu1", n, "promise", promised_at=promised.isoformat(), reason="等配件")
     assert r.status_code == 200 and r.json()["status"] == "accepted"
-    assert r.json()["promised_at"].startswith("2030-01-01T09:00:00")
+    assert datetime.fromisoformat(r.json()["promised_at"]) == promised
+    for bad, message in (
+        ("2020-01-01T10:00:00+08:00", "过去"),
+        (ahead(2000), "过远"),
+        ("20260-01-01T10:00:00", ""),
+    ):
+        r = await act(api, "shifu1", n, "promise", promised_at=bad)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "promised_at"
+        assert message in r.json()["error"]["message"], r.json()
     r = await act(api, "shifu1", n, "promise", promised_at="明天")
     assert r.status_code == 422 and r.json()["error"]["field"] == "promised_at"
     r = await act(api, "caiwu", n, "remark", remark="<b>业主</b>下午在家")
@@ -655,9 +669,9 @@ def walk_inputs(kind: int, code: str, walkers: dict[str, Any]) -> dict[str, Any]
             "assignee_id": walkers["shifu2"].staff_id,
             "reason": "parts",
             "code": code,
-            "promised_at": "2030-01-01T10:00:00+08:00",
-            "next_at": "2030-01-02T10:00:00+08:00",
-            "appointment_at": "2030-01-02T10:00:00+08:00",
+            "promised_at": ahead(1),
+            "next_at": ahead(2),
+            "appointment_at": ahead(2),
             "result": "已修好",
             "method": "phone",
             "rating": "unsatisfied",
@@ -1088,7 +1102,7 @@ JSON_VALUES = st.recursive(
     | st.integers(-(2**63), 2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30)
-    | st.sampled_from(["2030-01-01T10:00:00+08:00", "1", "0", "-1", "1e9", "ok", "parts", "phone", "satisfied"]),
+    | st.sampled_from([ahead(1), "2020-01-01T10:00:00+08:00", "1", "0", "-1", "1e9", "ok", "parts", "phone", "satisfied"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["name", "quantity", "provided_by", "verified", "unit_price_yuan"]), inner, max_size=4),
     max_leaves=6,
 )  # fmt: skip

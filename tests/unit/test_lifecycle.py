@@ -665,3 +665,23 @@ def test_the_machine_reaches_closed_from_registration_and_every_open_status_has_
         assert _exits(status, kind) - {status}, f"{kind}: stuck in {status}"
     if kind is Kind.REPAIR:
         assert {Status.PAUSED, Status.UNFINISHED, Status.ON_SITE, Status.DONE} <= seen
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "key", "extra"),
+    [
+        ("pause", Status.ON_SITE, "promised_at", {"reason": "parts"}),
+        ("promise", Status.ACCEPTED, "promised_at", {}),
+        ("unfinished", Status.ON_SITE, "next_at", {"reason": "缺件"}),
+        ("reappoint", Status.UNFINISHED, "appointment_at", {}),
+    ],
+)
+def test_times_given_must_not_be_in_the_past_nor_absurdly_far(action, status, key, extra):
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    who = actor(Role.SUPERVISOR)
+    for bad in ((now - timedelta(hours=1)).isoformat(), (now + timedelta(days=3000)).isoformat()):
+        with pytest.raises(DomainError) as e:
+            decide(order(status), action, who, {**extra, key: bad}, now=now)
+        assert e.value.field == key
+    ok = decide(order(status), action, who, {**extra, key: (now + timedelta(days=1)).isoformat()}, now=now)
+    assert ok.changes[key] == now + timedelta(days=1)
