@@ -306,12 +306,20 @@ async def order_do(request: Request[Any, Any, Any], number: str, action: str, da
     p = current(request)
     assert p is not None
     body: dict[str, Any] = {k: v for k, v in data.items() if v != ""}
-    await run_action(rt, p, number, action, body)
+    row = await run_action(rt, p, number, action, body)
     ctx = await _order_page_context(rt, p, number)
+    flash = (
+        translate(
+            N_("%(number)s: rework order %(rework)s opened"),
+            {"number": number, "rework": row["rework_number"]},
+        )
+        if row.get("rework_number")
+        else translate(N_("Done: %(action)s"), {"action": action_label(action)})
+    )
     html = render(
         "fragments/order_main.html" if is_htmx(request) else "order.html",
         request_path=f"/orders/{number}",
-        flash=translate(N_("Done: %(action)s"), {"action": action_label(action)}),
+        flash=flash,
         **ctx,
     )
     return Response(html, media_type="text/html")

@@ -509,6 +509,19 @@ async def test_the_order_page_shows_materials_fees_and_the_rework_link(client, l
         assert "0.50" in page  # man-hours
         page = (await client.get(f"/orders/{rework}")).text
         assert f'href="/orders/{number}"' in page  # back to the original
+        # reopened again from the page: the flash names the new rework order
+        token = await login("zhuguan")
+        row = await order_row(engine, number)
+        r = await client.post(
+            f"/orders/{number}/do/reopen",
+            data={"version": str(row["version"]), "reason": "再次返修"},
+            headers={"X-CSRF-Token": token, **HX},
+        )
+        assert r.status_code == 200, r.text
+        flash = r.text.split('id="order-flash"', 1)[1].split("</div>", 2)[0]
+        second = next(n for n in re.findall(r"BX-\d{8}-\d{4}", flash) if n != number)
+        assert second != rework
+        await retire(engine, second)
     finally:
         await retire(engine, number, rework)
 
