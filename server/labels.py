@@ -31,6 +31,11 @@ LABELS: dict[str, str] = {
     "patrol": N_("Patrol / self-inspection"),
     "department": N_("Other department"),
     "handover": N_("Handover inspection"),
+    # alert delivery channels
+    "screen": N_("On screen"),
+    "sms": N_("SMS"),
+    "wecom": N_("WeCom group robot"),
+    "webhook": N_("Webhook"),
     # statuses
     "new": N_("To dispatch"),
     "pooled": N_("In grab pool"),
