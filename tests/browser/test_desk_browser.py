@@ -70,7 +70,7 @@ async def test_the_desk_registers_by_keyboard_and_calls_back_in_the_browser(
         reopen = page.locator(f"tr:has(a:text-is('{number}')) form[hx-post$='/reopen']")
         await reopen.locator("input[name=reason]").fill("客户反映仍漏水")
         await reopen.locator("button[data-action=reopen]").click()
-        flash = page.locator("#cb-flash .flash-ok")
+        flash = page.locator("#cb-flash .flash-ok", has_text="返修")  # not the callback's flash before it
         await flash.wait_for(timeout=5000)
         rework = re.search(r"BX-\d{8}-\d{4}", (await flash.inner_text()).replace(number, ""))
         assert rework, await flash.inner_text()
