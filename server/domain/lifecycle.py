@@ -9,6 +9,12 @@ Statuses: finishing puts an order in `done` (已完工), which is the 待回访 
 closes it. `callback` (待回访) stays in the vocabulary for old data but no step leads there.
 报事 (matters) use the same machine with department handlers instead of engineers:
 assigned (to the department) → accepted → done (handle) → closed (callback).
+
+Each row of ACTIONS says where a step may start, which roles may take it, which person among
+them (`Person`: the assignee, the desk for him, the order's team, its department; a supervisor
+always may), its required and optional inputs, its possible effects and whether it moves the
+clocks. 返修 (reopen) leaves the closed order closed, counts it and opens a linked rework order
+(Effect.LINK_REWORK, carried out by the persistence layer).
 """
 
 from __future__ import annotations
