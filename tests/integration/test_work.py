@@ -539,6 +539,8 @@ async def test_html_typed_anywhere_is_shown_escaped_on_the_page_timeline_and_sli
             headers=h,
         )
         assert r.status_code == 200
+        slip = (await client.get(f"/orders/{number}/slip")).text
+        assert "&lt;b onclick=alert(2)&gt;备注&lt;/b&gt;" in slip  # remarks on the slip too
         for path in (f"/orders/{number}", f"/orders/{number}/slip"):
             page = (await client.get(path)).text
             for raw in (
