@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import post_login
 from tests.work_orders import new_order, retire, staff_id
 
 HX = {"HX-Request": "true"}
@@ -56,7 +57,7 @@ def card_html(page: str, number: str, prefix: str = "o") -> str:
 
 
 async def pin_login(c: Any, username: str) -> str:
-    r = await c.post("/login/pin", data={"username": username, "pin": "2580"})
+    r = await post_login(c, {"username": username, "pin": "2580"}, "/login/pin")
     assert r.status_code == 303
     page = await c.get("/tablet")
     return re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
@@ -421,7 +422,7 @@ async def test_a_supervisor_of_several_projects_filters_by_project_and_sees_a_pr
     number = await new_order(engine, "6-2-901", "多项目")
     try:
         async with new_client() as c:
-            r = await c.post("/login", data={"username": "two_sites", "password": "demo1234"})
+            r = await post_login(c, {"username": "two_sites", "password": "demo1234"})
             assert r.status_code == 303
             page = (await c.get("/triage")).text
             assert 'name="project"' in page and "全部项目" in page
