@@ -282,6 +282,25 @@ def cmd_kiosk_create(args: argparse.Namespace) -> None:
 # ---- embedded services and the supervisor -------------------------------------------------
 
 
+def _need_embedded() -> bool:
+    """True when neither URL is set (start embedded servers); both set: use them.
+
+    Only one of them set is refused: mixing an external PostgreSQL with an embedded Redis
+    (or the reverse) is never what a production setup means, and silently starting both
+    embedded servers would hide the operator's URL.
+    """
+    db, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if db and redis_url:
+        return False
+    if not db and not redis_url:
+        return True
+    given, missing = ("DATABASE_URL", "REDIS_URL") if db else ("REDIS_URL", "DATABASE_URL")
+    raise OperatorError(
+        f"{given} is set but {missing} is not: set both to use your own servers, "
+        "or neither to use the embedded ones"
+    )
+
+
 def _start_embedded(root: Path, database: str) -> Any:
     from server.devservices import EmbeddedServices, ServiceError
 
@@ -301,7 +320,7 @@ def cmd_with_services(args: argparse.Namespace) -> None:
     if not cmd:
         raise OperatorError("nothing to run: baoxiu with-services -- COMMAND")
     services = None
-    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+    if _need_embedded():
         root = Path(args.root).resolve() if args.root else get_settings().run_dir
         services = _start_embedded(root, args.database)
     proc = subprocess.Popen(cmd)
@@ -383,6 +402,7 @@ class Supervisor:
 def cmd_run(args: argparse.Namespace) -> None:
     s = get_settings()
     host, port = args.host or s.host, args.port or s.port
+    embedded = _need_embedded()
     _check_port_free(host, port)
     services = None
     sup: Supervisor | None = None
@@ -402,7 +422,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, on_signal)
     code = 0
     try:
-        if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        if embedded:
             print("baoxiu: starting embedded PostgreSQL and Redis under", s.run_dir)
             services = _start_embedded(s.run_dir, "baoxiu")
         db, redis_url = _require_urls()

@@ -53,6 +53,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _pid_runs(pid: int, program: bytes) -> bool:
+    """The pid is alive and is `program` (a pid file may name a pid reused by another process)."""
+    if not pid or not _pid_alive(pid):
+        return False
+    try:
+        return program in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid
+
+
 def _socket_dir_for(root: Path) -> Path:
     # AF_UNIX paths are limited to ~107 bytes; deep checkouts fall back to /tmp.
     candidate = root / "pgsock"
@@ -124,7 +134,7 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().split("\n", 1)[0])
         except (ValueError, OSError):
             pid = 0
-        if pid and _pid_alive(pid):
+        if _pid_runs(pid, b"postgres"):
             return pid
         pidfile.unlink(missing_ok=True)
         return None
@@ -260,7 +270,7 @@ class EmbeddedValkey:
             )
         except (ValueError, OSError, StopIteration):
             return False
-        if not _pid_alive(pid):
+        if not _pid_runs(pid, b"valkey"):
             return False
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
             s.sendall(b"PING\r\n")

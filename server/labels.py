@@ -31,6 +31,11 @@ LABELS: dict[str, str] = {
     "patrol": N_("Patrol / self-inspection"),
     "department": N_("Other department"),
     "handover": N_("Handover inspection"),
+    # alert delivery channels
+    "screen": N_("On screen"),
+    "sms": N_("SMS"),
+    "wecom": N_("WeCom group robot"),
+    "webhook": N_("Webhook"),
     # statuses
     "new": N_("To dispatch"),
     "pooled": N_("In grab pool"),
@@ -95,6 +100,7 @@ LABELS: dict[str, str] = {
     "code": N_("Customer code"),
     "team_id": N_("Team"),
     "agreed_yuan": N_("Agreed fee (yuan)"),
+    "remark": N_("Remark"),
 }
 
 ACTION_LABELS: dict[str, str] = {
@@ -130,6 +136,9 @@ ACTION_LABELS: dict[str, str] = {
     "record_agreement": N_("Record fee agreement"),
     "mark_paid": N_("Mark paid"),
     "spawn_repair": N_("Spawn repair"),
+    "start": N_("Start work"),
+    "promise": N_("Promise a finish time"),
+    "remark": N_("Add a remark"),
 }
 
 

@@ -73,14 +73,28 @@
   }
 
   // ---- whole cards only: what does not fit is hidden and counted into "+N" ----------------------
-  // Read every column's geometry first and write after, so a swap costs one or two layouts.
+  // Laying out all the cards a fragment sends (up to 40 a column, for 4K walls) on every swap is
+  // what a push costs most. So a style rule, which a morph leaves alone, keeps each column to the
+  // cards it showed last time plus one: only those are laid out and measured. When even that one
+  // fits there may be room for more, and the column is measured again with every card.
+  var limits = {}; // column id → cards shown after the last fit
+  var limitSheet = document.createElement("style");
+  document.head.appendChild(limitSheet);
+  function writeLimits() {
+    var css = "";
+    for (var id in limits) {
+      css += "#" + id + " .cards > li:nth-child(n+" + (limits[id] + 2) + "){display:none}";
+    }
+    if (limitSheet.textContent !== css) limitSheet.textContent = css;
+  }
   function fit() {
     var cols = live.querySelectorAll(".col"), i, j, k;
     var plan = [];
     for (i = 0; i < cols.length; i++) {
       var list = cols[i].querySelector(".cards"), more = cols[i].querySelector(".more");
-      if (!list || !more) continue;
-      for (j = 0; j < list.children.length; j++) list.children[j].classList.remove("clipped");
+      if (!list || !more || !cols[i].id) continue;
+      var clipped = list.querySelectorAll(".clipped");
+      for (j = 0; j < clipped.length; j++) clipped[j].classList.remove("clipped");
       plan.push({ col: cols[i], list: list, more: more,
                   notSent: parseInt(more.getAttribute("data-more") || "0", 10) || 0 });
     }
@@ -89,25 +103,45 @@
       for (var n = 0; n < p.ends.length; n++) if (p.ends[n] > bottom) return n;
       return p.ends.length;
     }
+    function measure(p) { // the bottoms of the cards laid out now (the limit rule hides the rest)
+      var cards = p.list.children, ends = [];
+      for (var n = 0; n < cards.length && n <= (p.limit === undefined ? cards.length : p.limit); n++) {
+        ends.push(cards[n].offsetTop + cards[n].offsetHeight);
+      }
+      p.ends = ends;
+      p.out = firstOut(p);
+    }
+    for (k = 0; k < plan.length; k++) plan[k].limit = limits[plan[k].col.id];
+    for (k = 0; k < plan.length; k++) measure(plan[k]);
+    // The extra card fits too: there is room for more than last time; measure them all.
+    var grow = false;
     for (k = 0; k < plan.length; k++) {
-      var cards = plan[k].list.children, ends = [];
-      for (j = 0; j < cards.length; j++) ends.push(cards[j].offsetTop + cards[j].offsetHeight);
-      plan[k].ends = ends;
-      plan[k].out = firstOut(plan[k]);
+      var q = plan[k];
+      if (q.limit !== undefined && q.out > q.limit && q.list.children.length > q.limit + 1) {
+        delete limits[q.col.id];
+        q.limit = undefined;
+        grow = true;
+      }
+    }
+    if (grow) {
+      writeLimits();
+      for (k = 0; k < plan.length; k++) if (plan[k].limit === undefined) measure(plan[k]);
     }
     function label(p) {
-      var n = p.ends.length - p.out + p.notSent;
+      var n = p.list.children.length - p.out + p.notSent;
       setText(p.more, n ? fill(app.dataset.fMore || "+{n}", { n: n }) : "");
     }
     for (k = 0; k < plan.length; k++) label(plan[k]);
     // The "+N" line takes room from the cards: look again where it has just appeared.
     for (k = 0; k < plan.length; k++) plan[k].out = Math.min(plan[k].out, firstOut(plan[k]));
     for (k = 0; k < plan.length; k++) {
-      var p = plan[k];
-      for (j = p.out; j < p.list.children.length; j++) p.list.children[j].classList.add("clipped");
+      var p = plan[k], cards = p.list.children;
+      for (j = p.out; j < cards.length && j <= p.out + 1; j++) cards[j].classList.add("clipped");
       label(p);
       p.col.setAttribute("data-shown", String(p.out));
+      limits[p.col.id] = p.out;
     }
+    writeLimits();
   }
   // Anything that changes a list's height (the stats panel or sound button arriving, an alert
   // banner, a window resize) fits again; fit itself only hides cards, so it never loops.

@@ -59,7 +59,7 @@ async def retire(engine: Any, *numbers: str) -> None:
             )
             await conn.execute(
                 text(
-                    "UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE number = :n "
+                    "UPDATE orders SET status = 'cancelled', cancelled_at = now(), next_deadline = NULL WHERE number = :n "
                     "AND status NOT IN ('closed', 'cancelled')"
                 ),
                 {"n": n},

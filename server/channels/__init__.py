@@ -34,11 +34,14 @@ from typing import Any, Protocol
 import httpx
 
 from server.domain.escalation import classify_http_status
+from server.domain.messages import N_
 
 log = logging.getLogger("baoxiu.channels")
 
 #: A paged person's screen row not fetched within this is recorded failed (the SMS still goes).
 SCREEN_GRACE = timedelta(seconds=60)
+#: Stored as the delivery's error in English and translated where shown (the order's timeline).
+NOT_SHOWN = N_("Not shown on the recipient's screen within a minute")
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,7 @@ class ScreenChannel:
 
     async def deliver(self, recipient: dict[str, Any], payload: dict[str, Any]) -> DeliveryResult:
         if payload.get("alert"):
-            seconds = int(SCREEN_GRACE.total_seconds())
-            return DeliveryResult("failed", f"not shown on the recipient's screen within {seconds} s")
+            return DeliveryResult("failed", NOT_SHOWN)
         return DeliveryResult("sent", "published")
 
 

@@ -58,3 +58,84 @@ class FeeSheet:
     @property
     def total_fen(self) -> int:
         return self.catalog_price_fen + self.labour_fen + self.material_fen
+
+
+MAX_LINES = 20
+MAX_QUANTITY = Decimal(10000)
+VERDICTS = {"ok": True, "bad": False}  # customer materials: 合格 / 不合格
+
+
+def parse_quantity(raw: object, *, field: str) -> Decimal:
+    """'2' / '1.5' → Decimal; refuses zero, negatives, more than two decimals and absurd amounts."""
+    text = str(raw if raw is not None else "").strip()
+    if not re.match(r"^\d{1,5}(\.\d{1,2})?$", text):
+        raise DomainError("invalid", N_("Give a quantity, e.g. 1 or 2.5"), field=field)
+    qty = Decimal(text)
+    if qty <= 0 or qty > MAX_QUANTITY:
+        raise DomainError("invalid", N_("Give a quantity, e.g. 1 or 2.5"), field=field)
+    return qty
+
+
+def parse_material(raw: object, *, field: str) -> MaterialLine:
+    """One material line (name, quantity, unit, unit price in yuan, provided by, verdict).
+
+    Customer-provided materials must carry the verdict of their check (合格 ok / 不合格 bad).
+    """
+    if not isinstance(raw, dict):
+        raise DomainError("invalid", N_("Invalid value"), field=field)
+    name = str(raw.get("name") or "").strip()
+    if not name:
+        raise DomainError("invalid", N_("This field is required"), field=f"{field}.name")
+    if len(name) > 100:
+        raise DomainError("invalid", N_("At most %(max)s characters"), field=f"{field}.name", max=100)
+    unit = str(raw.get("unit") or "").strip()
+    if len(unit) > 10:
+        raise DomainError("invalid", N_("At most %(max)s characters"), field=f"{field}.unit", max=10)
+    qty = parse_quantity(raw.get("quantity", "1"), field=f"{field}.quantity")
+    provided_by = str(raw.get("provided_by") or "center").strip()
+    if provided_by not in ("center", "customer"):
+        raise DomainError(
+            "invalid", N_("Unknown value %(value)s"), field=f"{field}.provided_by", value=provided_by[:20]
+        )
+    price_raw = raw.get("unit_price_yuan")
+    price = parse_yuan(str(price_raw), field=f"{field}.unit_price_yuan") if price_raw not in (None, "") else 0
+    if provided_by == "center" and price_raw in (None, ""):
+        raise DomainError("invalid", N_("This field is required"), field=f"{field}.unit_price_yuan")
+    verified: bool | None = None
+    if provided_by == "customer":
+        verdict = str(raw.get("verified") or "").strip()
+        if verdict not in VERDICTS:
+            raise DomainError(
+                "invalid",
+                N_("Record whether the customer's material passed the check"),
+                field=f"{field}.verified",
+            )
+        verified = VERDICTS[verdict]
+    line = MaterialLine(name, qty, unit, price, provided_by, verified)
+    if line.charged_fen > MAX_FEN:
+        raise DomainError("invalid", N_("The amount is too large"), field=f"{field}.quantity")
+    return line
+
+
+def parse_materials(raw: object, *, field: str = "materials") -> tuple[MaterialLine, ...]:
+    """A list of material lines; at most MAX_LINES."""
+    if raw in (None, ""):
+        return ()
+    if not isinstance(raw, list):
+        raise DomainError("invalid", N_("Invalid value"), field=field)
+    if len(raw) > MAX_LINES:
+        raise DomainError("invalid", N_("At most %(max)s lines"), field=field, max=MAX_LINES)
+    return tuple(parse_material(item, field=f"{field}[{i}]") for i, item in enumerate(raw))
+
+
+def line_json(m: MaterialLine) -> dict[str, object]:
+    """A material line as the history event and the database keep it."""
+    return {
+        "name": m.name,
+        "quantity": str(m.quantity),
+        "unit": m.unit,
+        "unit_price_fen": m.unit_price_fen,
+        "provided_by": m.provided_by,
+        "verified": m.verified,
+        "charged_fen": m.charged_fen,
+    }

@@ -52,7 +52,11 @@ def normalize_phone(raw: str) -> str | None:
     """Return digits only, without +86 / 0086; None when it is no Chinese phone number."""
     digits = re.sub(r"[\s\-()（）.]", "", raw or "")
     if digits.startswith("+"):
+        if not digits.startswith("+86"):
+            return None  # another country's number
         digits = digits[1:]
+    if digits.startswith("00") and not digits.startswith("0086"):
+        return None
     if digits.startswith("0086"):
         digits = digits[4:]
     elif digits.startswith("86") and len(digits) == 13:

@@ -19,7 +19,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from server.domain.fees import AGREEMENT_THRESHOLD_FEN, parse_yuan
+from server.domain.fees import (
+    FeeSheet,
+    MaterialLine,
+    line_json,
+    needs_agreement,
+    parse_material,
+    parse_materials,
+    parse_yuan,
+)
 from server.domain.messages import N_, DomainError
 from server.domain.vocab import (
     OPEN_STATUSES,
@@ -40,6 +48,16 @@ class Effect(StrEnum):
     OFFER_REOPEN = "offer_reopen"
     LINK_REWORK = "link_rework"
     SAVE_MATERIALS = "save_materials"
+
+
+class Person(StrEnum):
+    """Who among the holders of an allowed role may act on this order (a supervisor always may)."""
+
+    ANYONE = "anyone"  # any holder of the role
+    ASSIGNEE = "assignee"  # only the order's assigned person
+    ASSIGNEE_OR_DESK = "assignee_or_desk"  # the assignee, or the desk (and a manager) acting for them
+    TEAM = "team"  # an engineer of the order's team (any, when the order has no team)
+    DEPARTMENT = "department"  # the assignee, or (unassigned) a handler of the order's department
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,8 @@ class OrderView:
     prepaid: bool = False
     reopen_count: int = 0
     assignee_name: str | None = None
+    catalog_fee_fen: int = 0
+    agreed_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,30 +103,48 @@ DESK = frozenset({Role.DISPATCHER, Role.MONITOR, Role.SUPERVISOR})
 FIELD = frozenset({Role.ENGINEER, Role.HANDLER})
 ACTIVE = frozenset({Status.ASSIGNED, Status.ACCEPTED, Status.ON_SITE})
 OPEN = frozenset(OPEN_STATUSES)
+ALL = frozenset(Status)
 
 
 @dataclass(frozen=True)
 class ActionSpec:
+    """One row of the table: the step, where it may start, who may take it, what it needs.
+
+    `required` lists the inputs the step cannot do without (arrival's code may be replaced by
+    the desk's recorded phone confirmation); `optional` the ones it reads when given; `effects`
+    every effect the step may have besides its columns; `clocks` whether it moves the clocks.
+    """
+
     name: str
     from_statuses: frozenset[Status]
     roles: frozenset[Role]
     required: tuple[str, ...] = ()
-    #: "assignee": only the order's assignee (or a supervisor) of these roles may act
-    person: str | None = None
+    person: Person = Person.ANYONE
     kinds: frozenset[Kind] = frozenset(Kind)
+    optional: tuple[str, ...] = ()
+    effects: frozenset[Effect] = frozenset()
+    clocks: bool = True
 
 
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
-        ActionSpec("pool", frozenset({Status.NEW}), DESK, kinds=frozenset({Kind.REPAIR})),
+        ActionSpec(
+            "pool", frozenset({Status.NEW}), DESK, kinds=frozenset({Kind.REPAIR}), optional=("team_id",)
+        ),
         ActionSpec(
             "assign", frozenset({Status.NEW, Status.POOLED, Status.UNFINISHED}), DESK, ("assignee_id",)
         ),
         ActionSpec(
-            "grab", frozenset({Status.POOLED}), frozenset({Role.ENGINEER}), kinds=frozenset({Kind.REPAIR})
+            "grab",
+            frozenset({Status.POOLED}),
+            frozenset({Role.ENGINEER}),
+            person=Person.TEAM,
+            kinds=frozenset({Kind.REPAIR}),
         ),
-        ActionSpec("accept", frozenset({Status.ASSIGNED}), FIELD | {Role.SUPERVISOR}, person="assignee"),
+        ActionSpec(
+            "accept", frozenset({Status.ASSIGNED}), FIELD | {Role.SUPERVISOR}, person=Person.DEPARTMENT
+        ),
         ActionSpec(
             "reassign", frozenset({Status.ASSIGNED, Status.ACCEPTED}), DESK, ("assignee_id", "reason")
         ),
@@ -115,45 +153,76 @@ ACTIONS: dict[str, ActionSpec] = {
             frozenset({Status.NEW, Status.POOLED, Status.ASSIGNED, Status.ACCEPTED}),
             DESK | FIELD,
             ("reason",),
-            person="assignee_or_desk",
+            person=Person.ASSIGNEE_OR_DESK,
+            optional=("department", "team_id", "assignee_id"),
         ),
         ActionSpec(
             "return",
             frozenset({Status.ASSIGNED, Status.ACCEPTED}),
             frozenset({Role.ENGINEER}) | {Role.SUPERVISOR},
             ("reason",),
-            person="assignee",
+            person=Person.ASSIGNEE,
             kinds=frozenset({Kind.REPAIR}),
         ),
         ActionSpec(
             "arrive",
             frozenset({Status.ACCEPTED, Status.ASSIGNED}),
             FIELD | DESK,
-            person="assignee_or_desk",
+            ("code",),
+            person=Person.ASSIGNEE_OR_DESK,
             kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT}),
+            optional=("phone_confirmed",),
+        ),
+        ActionSpec(
+            "start",
+            frozenset({Status.ON_SITE}),
+            frozenset({Role.ENGINEER, Role.SUPERVISOR}),
+            person=Person.ASSIGNEE,
+            kinds=frozenset({Kind.REPAIR}),
         ),
         ActionSpec(
             "pause",
             frozenset({Status.ACCEPTED, Status.ON_SITE}),
             FIELD | {Role.SUPERVISOR},
             ("reason", "promised_at"),
-            person="assignee",
+            person=Person.ASSIGNEE,
         ),
-        ActionSpec("resume", frozenset({Status.PAUSED}), FIELD | {Role.SUPERVISOR}, person="assignee"),
+        ActionSpec("resume", frozenset({Status.PAUSED}), FIELD | {Role.SUPERVISOR}, person=Person.ASSIGNEE),
+        ActionSpec(
+            "promise",
+            ACTIVE | {Status.PAUSED, Status.UNFINISHED},
+            DESK | FIELD,
+            ("promised_at",),
+            person=Person.ASSIGNEE_OR_DESK,
+            optional=("reason",),
+            clocks=False,
+        ),
         ActionSpec(
             "finish",
             frozenset({Status.ON_SITE}),
             frozenset({Role.ENGINEER, Role.SUPERVISOR}),
             ("result",),
-            person="assignee",
+            person=Person.ASSIGNEE,
             kinds=frozenset({Kind.REPAIR, Kind.ENTRAPMENT}),
+            optional=(
+                "labour_yuan",
+                "man_hours",
+                "materials",
+                "material_name",
+                "material_qty",
+                "material_unit",
+                "material_price_yuan",
+                "material_provided_by",
+                "material_verified",
+            ),
+            effects=frozenset({Effect.SAVE_MATERIALS}),
         ),
         ActionSpec(
             "unfinished",
             frozenset({Status.ON_SITE}),
             frozenset({Role.ENGINEER, Role.SUPERVISOR}),
             ("reason", "next_at"),
-            person="assignee",
+            person=Person.ASSIGNEE,
             kinds=frozenset({Kind.REPAIR}),
         ),
         ActionSpec("reappoint", frozenset({Status.UNFINISHED}), DESK, ("appointment_at",)),
@@ -162,28 +231,33 @@ ACTIONS: dict[str, ActionSpec] = {
             frozenset({Status.ACCEPTED, Status.ASSIGNED}),
             frozenset({Role.HANDLER, Role.SUPERVISOR}),
             ("result",),
-            person="department",
+            person=Person.DEPARTMENT,
             kinds=frozenset({Kind.MATTER}),
         ),
         ActionSpec(
             "record_agreement",
-            frozenset({Status.ACCEPTED, Status.ON_SITE, Status.ASSIGNED}),
+            frozenset({Status.NEW, Status.POOLED, Status.ACCEPTED, Status.ON_SITE, Status.ASSIGNED}),
             DESK | {Role.ENGINEER},
             ("agreed_yuan",),
-            person="assignee_or_desk",
+            person=Person.ASSIGNEE_OR_DESK,
             kinds=frozenset({Kind.REPAIR}),
+            optional=("prepaid",),
         ),
         ActionSpec(
             "callback",
             frozenset({Status.DONE, Status.CALLBACK}),
             frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.MONITOR}),
             ("method", "rating"),
+            optional=("comment",),
+            effects=frozenset({Effect.NOTIFY_SUPERVISOR, Effect.OFFER_REOPEN}),
         ),
         ActionSpec(
             "reopen",
             frozenset({Status.CLOSED}),
             frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER}),
             ("reason",),
+            effects=frozenset({Effect.LINK_REWORK}),
+            clocks=False,  # the rework order starts its own clocks
         ),
         ActionSpec("cancel", OPEN - {Status.DONE, Status.CALLBACK}, DESK, ("reason",)),
         ActionSpec("escalate", OPEN, DESK | {Role.MANAGER}, ("reason",)),
@@ -191,6 +265,13 @@ ACTIONS: dict[str, ActionSpec] = {
             "mark_paid",
             frozenset({Status.DONE, Status.CALLBACK, Status.CLOSED}),
             frozenset({Role.FINANCE, Role.DISPATCHER}),
+        ),
+        ActionSpec(
+            "remark",
+            ALL,
+            DESK | FIELD | {Role.MANAGER, Role.FINANCE},
+            ("remark",),
+            clocks=False,
         ),
     )
 }
@@ -244,18 +325,20 @@ def _is_supervisor(actor: Actor) -> bool:
     return Role.SUPERVISOR in actor.roles
 
 
-def _check_person(spec: ActionSpec, order: OrderView, actor: Actor) -> None:
-    if spec.person is None or _is_supervisor(actor):
+def check_person(spec: ActionSpec, order: OrderView, actor: Actor) -> None:
+    """Raise forbidden unless this actor is the person the table's rule lets act on this order."""
+    rule = spec.person
+    if rule is Person.ANYONE or _is_supervisor(actor):
         return
-    if spec.person == "assignee":
+    if rule is Person.ASSIGNEE_OR_DESK and actor.roles & (DESK | {Role.MANAGER}):
+        return
+    if rule in (Person.ASSIGNEE, Person.ASSIGNEE_OR_DESK):
         if order.assignee_id != actor.id:
             raise DomainError("forbidden", N_("Only the assigned engineer may do this"))
-    elif spec.person == "assignee_or_desk":
-        if actor.roles & (DESK | {Role.MANAGER}):
-            return
-        if order.assignee_id != actor.id:
-            raise DomainError("forbidden", N_("Only the assigned engineer may do this"))
-    elif spec.person == "department":
+    elif rule is Person.TEAM:
+        if order.team_id is not None and order.team_id not in actor.team_ids:
+            raise DomainError("forbidden", N_("This order is in another team's pool"))
+    elif rule is Person.DEPARTMENT:
         if order.assignee_id == actor.id:
             return
         if (
@@ -264,43 +347,57 @@ def _check_person(spec: ActionSpec, order: OrderView, actor: Actor) -> None:
             and actor.department == order.department
         ):
             return
-        raise DomainError("forbidden", N_("Only the department handling this matter may do this"))
+        if order.kind is Kind.MATTER or order.assignee_id is None:
+            raise DomainError("forbidden", N_("Only the department handling this matter may do this"))
+        raise DomainError("forbidden", N_("Only the assigned engineer may do this"))
 
 
-def _fee_inputs(inputs: Mapping[str, object]) -> tuple[int, int, dict[str, object] | None]:
-    """Labour and one material line from the finish form (yuan strings → fen)."""
+def _flag(inputs: Mapping[str, object], key: str) -> bool:
+    value = inputs.get(key)
+    return value is True or str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fee_inputs(inputs: Mapping[str, object]) -> tuple[int, tuple[MaterialLine, ...]]:
+    """Labour and the material lines of the finish step: `materials` (a list, the API) and/or
+    one line from the form's flat fields (material_name, material_qty, …)."""
     labour = (
         parse_yuan(str(inputs["labour_yuan"]), field="labour_yuan")
         if inputs.get("labour_yuan") not in (None, "")
         else 0
     )
-    material = None
-    material_fen = 0
-    name = str(inputs.get("material_name") or "").strip()
-    if name:
-        try:
-            qty = Decimal(str(inputs.get("material_qty") or "1"))
-        except InvalidOperation:
-            raise DomainError("invalid", N_("Invalid value"), field="material_qty") from None
-        if qty <= 0 or qty > 10000:
-            raise DomainError("invalid", N_("Invalid value"), field="material_qty")
-        price = parse_yuan(str(inputs.get("material_price_yuan") or "0"), field="material_price_yuan")
-        provided_by = str(inputs.get("material_provided_by") or "center")
-        if provided_by not in ("center", "customer"):
-            raise DomainError(
-                "invalid", N_("Unknown value %(value)s"), field="material_provided_by", value=provided_by[:20]
-            )
-        line_fen = int((qty * price).to_integral_value()) if provided_by == "center" else 0
-        material_fen = line_fen
-        material = {
-            "name": name[:100],
-            "quantity": str(qty),
-            "unit": str(inputs.get("material_unit") or "")[:10],
-            "unit_price_fen": price,
-            "provided_by": provided_by,
-            "verified": None if provided_by == "center" else str(inputs.get("material_verified")) == "ok",
+    lines = list(parse_materials(inputs.get("materials")))
+    if str(inputs.get("material_name") or "").strip():
+        form_line = {
+            "name": inputs.get("material_name"),
+            "quantity": inputs.get("material_qty") or "1",
+            "unit": inputs.get("material_unit"),
+            "unit_price_yuan": inputs.get("material_price_yuan") or "0",
+            "provided_by": inputs.get("material_provided_by") or "center",
+            "verified": inputs.get("material_verified"),
         }
-    return labour, material_fen, material
+        try:
+            lines.append(parse_material(form_line, field="material"))
+        except DomainError as e:  # name the form's own field
+            flat = {
+                "material.quantity": "material_qty",
+                "material.unit_price_yuan": "material_price_yuan",
+                "material.provided_by": "material_provided_by",
+                "material.verified": "material_verified",
+                "material.name": "material_name",
+                "material.unit": "material_unit",
+            }
+            e.field = flat.get(e.field or "", e.field)
+            raise
+    return labour, tuple(lines)
+
+
+def _needs_agreement_first(order: OrderView, fee_fen: int) -> bool:
+    return needs_agreement(fee_fen) and not (order.agreement_recorded and order.prepaid)
+
+
+AGREEMENT_FIRST = N_(
+    "Fees over 500 yuan need the customer's recorded agreement and prepayment before work starts"
+)
 
 
 def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str, object]) -> Transition:
@@ -311,21 +408,24 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
     effects: list[Effect] = []
     to = frm
     if a == "pool":
+        if inputs.get("team_id") not in (None, ""):
+            ch["team_id"] = _int(inputs, "team_id")
+            ev["team_id"] = ch["team_id"]
         to = Status.POOLED
     elif a in ("assign", "reassign"):
         ch["assignee_id"] = _int(inputs, "assignee_id")
         ev["assignee_id"] = ch["assignee_id"]
         to = Status.ASSIGNED
     elif a == "grab":
-        if order.team_id is not None and order.team_id not in actor.team_ids and not _is_supervisor(actor):
-            raise DomainError("forbidden", N_("This order is in another team's pool"))
         ch["assignee_id"] = actor.id
         to = Status.ACCEPTED
     elif a == "accept":
-        if order.kind is Kind.MATTER and order.assignee_id is None:
+        if order.assignee_id is None:
             ch["assignee_id"] = actor.id
         to = Status.ACCEPTED
     elif a == "transfer":
+        # To a person (assigned to them), a team (its grab pool), a department (its handlers);
+        # with no target, back to where the order waits: its team's pool (a matter: its department).
         dept = str(inputs.get("department") or "").strip()
         if dept:
             try:
@@ -338,11 +438,18 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
             ch["team_id"] = _int(inputs, "team_id")
         if inputs.get("assignee_id") not in (None, ""):
             ch["assignee_id"] = _int(inputs, "assignee_id")
+            if ch["assignee_id"] == order.assignee_id:
+                raise DomainError("invalid", N_("The order is already with this person"), field="assignee_id")
             to = Status.ASSIGNED
         else:
             ch["assignee_id"] = None
-            to = Status.NEW if order.kind is not Kind.MATTER else Status.ASSIGNED
-        ev.update({k: v for k, v in ch.items()})
+            if order.kind is Kind.MATTER or (dept and dept != Department.ENGINEERING.value):
+                to = Status.ASSIGNED  # waits for a handler of the department to accept it
+            elif order.kind is Kind.ENTRAPMENT:
+                to = Status.NEW
+            else:
+                to = Status.POOLED
+        ev.update(ch)
     elif a == "return":
         ch["assignee_id"] = None
         to = Status.POOLED
@@ -350,8 +457,7 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         if order.assignee_id is None:
             raise DomainError("conflict", N_("Nobody is assigned to this order yet"))
         code = str(inputs.get("code") or "").strip()
-        phone_ok = str(inputs.get("phone_confirmed") or "").lower() in ("1", "true", "yes", "on")
-        if phone_ok:
+        if _flag(inputs, "phone_confirmed"):
             if not actor.roles & DESK:
                 raise DomainError("forbidden", N_("Only the desk may record a phone confirmation"))
             ev["confirmed_by"] = "phone"
@@ -361,8 +467,12 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
             raise DomainError("invalid", N_("The verification code does not match"), field="code")
         else:
             ev["confirmed_by"] = "code"
-        if order.fee_total_fen > AGREEMENT_THRESHOLD_FEN and not (order.agreement_recorded and order.prepaid):
-            ev["warning"] = "fee agreement pending"
+        if _needs_agreement_first(order, order.catalog_fee_fen):
+            raise DomainError("conflict", AGREEMENT_FIRST)
+        to = Status.ON_SITE
+    elif a == "start":
+        if _needs_agreement_first(order, max(order.catalog_fee_fen, order.agreed_fen)):
+            raise DomainError("conflict", AGREEMENT_FIRST)
         to = Status.ON_SITE
     elif a == "pause":
         ch["pause_reason"] = _choice(inputs, "reason", PAUSE_REASONS)
@@ -372,21 +482,40 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
     elif a == "resume":
         to = order.paused_from or Status.ON_SITE
         ch["paused_from"] = None
+    elif a == "promise":
+        ch["promised_at"] = _when(inputs, "promised_at")
+        reason = _text(inputs, "reason", required=False)
+        if reason:
+            ev["reason"] = reason
     elif a == "finish":
         ch["result"] = _text(inputs, "result")
-        labour, material_fen, material = _fee_inputs(inputs)
-        total = order.fee_total_fen + labour + material_fen
-        if total > AGREEMENT_THRESHOLD_FEN and not (order.agreement_recorded and order.prepaid):
+        labour, lines = _fee_inputs(inputs)
+        sheet = FeeSheet(catalog_price_fen=order.catalog_fee_fen, labour_fen=labour, materials=lines)
+        total = sheet.total_fen
+        if _needs_agreement_first(order, total):
+            raise DomainError("invalid", AGREEMENT_FIRST, field="labour_yuan")
+        if needs_agreement(total) and total > order.agreed_fen:
             raise DomainError(
                 "invalid",
-                N_("Fees over 500 yuan need the customer's recorded agreement and prepayment first"),
+                N_("The fees (%(total)s yuan) exceed what the customer agreed (%(agreed)s yuan)"),
                 field="labour_yuan",
+                total=f"{Decimal(total) / 100:.2f}",
+                agreed=f"{Decimal(order.agreed_fen) / 100:.2f}",
             )
-        ch.update({"labour_fen": labour, "material_fen": material_fen, "total_fen": total})
-        if material:
-            ev["material"] = material
+        if inputs.get("man_hours") not in (None, ""):
+            try:
+                hours = Decimal(str(inputs["man_hours"]).strip())
+            except InvalidOperation:
+                raise DomainError("invalid", N_("Invalid value"), field="man_hours") from None
+            if not hours.is_finite() or hours <= 0 or hours > 1000 or hours != round(hours, 2):
+                raise DomainError("invalid", N_("Invalid value"), field="man_hours")
+            ch["man_hours"] = hours
+            ev["man_hours"] = str(hours)
+        ch.update({"labour_fen": labour, "material_fen": sheet.material_fen, "total_fen": total})
+        if lines:
+            ev["materials"] = [line_json(m) for m in lines]
             effects.append(Effect.SAVE_MATERIALS)
-        ev["total_fen"] = total
+        ev.update({"labour_fen": labour, "material_fen": sheet.material_fen, "total_fen": total})
         to = Status.DONE
     elif a == "unfinished":
         ch["unfinished_reason"] = _text(inputs, "reason")
@@ -403,10 +532,8 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         to = Status.DONE
     elif a == "record_agreement":
         agreed = parse_yuan(str(inputs.get("agreed_yuan") or ""), field="agreed_yuan")
-        prepaid = str(inputs.get("prepaid") or "").lower() in ("1", "true", "yes", "on")
-        ch.update(
-            {"agreement_recorded": True, "prepaid": prepaid, "total_fen": max(order.fee_total_fen, agreed)}
-        )
+        prepaid = _flag(inputs, "prepaid") or order.prepaid
+        ch.update({"agreement_recorded": True, "prepaid": prepaid, "agreed_fen": agreed})
         ev.update({"agreed_fen": agreed, "prepaid": prepaid})
     elif a == "callback":
         ch["callback_method"] = _choice(inputs, "method", tuple(m.value for m in CallbackMethod))
@@ -416,16 +543,21 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
             effects += [Effect.NOTIFY_SUPERVISOR, Effect.OFFER_REOPEN]
         to = Status.CLOSED
     elif a == "reopen":
+        # 返修: the original stays closed and counts the rework; a linked rework order is opened.
         ch["reopen_count"] = order.reopen_count + 1
         effects.append(Effect.LINK_REWORK)
-        to = Status.ASSIGNED if order.assignee_id is not None else Status.POOLED
+        to = Status.CLOSED
     elif a == "cancel":
         to = Status.CANCELLED
     elif a == "escalate":
         to = frm
     elif a == "mark_paid":
+        if order.fee_total_fen <= 0:
+            raise DomainError("conflict", N_("This order has no fee to pay"))
         ch["paid"] = True
-    if "reason" in spec.required and a not in ("pause",):
+    elif a == "remark":
+        ev["remark"] = _text(inputs, "remark")
+    if "reason" in spec.required and a != "pause":
         ev["reason"] = _text(inputs, "reason")
     elif a == "pause":
         ev["reason"] = ch["pause_reason"]
@@ -451,7 +583,7 @@ def decide(order: OrderView, action: str, actor: Actor, inputs: Mapping[str, obj
         raise DomainError("conflict", N_("This order is already %(status)s"), status=order.status.value)
     if not actor.roles & spec.roles:
         raise DomainError("forbidden", N_("Your role may not do this"))
-    _check_person(spec, order, actor)
+    check_person(spec, order, actor)
     return _build(spec, order, actor, inputs)
 
 
@@ -466,15 +598,8 @@ def allowed_actions(order: OrderView, actor: Actor) -> list[str]:
         ):
             continue
         try:
-            _check_person(spec, order, actor)
+            check_person(spec, order, actor)
         except DomainError:
-            continue
-        if (
-            name == "grab"
-            and order.team_id is not None
-            and order.team_id not in actor.team_ids
-            and not _is_supervisor(actor)
-        ):
             continue
         if name == "mark_paid" and order.fee_total_fen == 0:
             continue

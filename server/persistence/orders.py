@@ -188,6 +188,12 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
         )
         assignee_id = intake.designated_engineer_id
 
+    rule = (
+        await dispatch_rule(conn, project["id"], intake.category.value)
+        if intake.kind is Kind.REPAIR
+        else None
+    )
+    team_id = rule["team_id"] if rule else None
     if intake.kind is Kind.MATTER:
         status = Status.ASSIGNED  # to the department; a handler accepts it
     elif assignee_id is not None:
@@ -195,13 +201,15 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     elif intake.kind is Kind.ENTRAPMENT:
         status = Status.NEW  # the alert pages the on-call engineer; whoever acknowledges takes it
     else:
-        status = Status.POOLED if project["dispatch_mode"] == "grab" else Status.NEW
+        mode = rule["mode"] if rule else project["dispatch_mode"]
+        status = Status.POOLED if mode == "grab" else Status.NEW
 
+    today = _project_day(now, project["tz"])
     if (
         intake.kind is Kind.REPAIR
         and intake.urgency is not Urgency.EMERGENCY
-        and intake.appointment_at is None
-        and await _engineering_saturated(conn, project["id"], _project_day(now, project["tz"]))
+        and (intake.appointment_at is None or _project_day(intake.appointment_at, project["tz"]) <= today)
+        and await _saturated(conn, project["id"], team_id, today)
     ):
         slots = ", ".join(s.strftime("%m-%d %H:%M") for s in later_slots(now, project["tz"]))
         raise ValidationErrors(
@@ -223,9 +231,10 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
                     "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, room_id, public_area_id, "
                     "location, reporter_name, reporter_phone, summary, content, channel, appointment_at, catalog_item_id, "
                     "designated_engineer_id, department_code, assignee_id, received_by, received_at, dispatched_at, "
-                    "verification_code, catalog_fee_fen, total_fen) VALUES (:number, :p, :kind, :cat, :urg, :status, :area, "
-                    ":room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, :designated, :dept, "
-                    ":assignee, :by, :now, :dispatched, :code, :price, :price) RETURNING id, version"
+                    "verification_code, catalog_fee_fen, total_fen, team_id) VALUES (:number, :p, :kind, :cat, :urg, "
+                    ":status, :area, :room, :parea, :loc, :rname, :rphone, :summary, :content, :channel, :appt, :item, "
+                    ":designated, :dept, :assignee, :by, :now, :dispatched, :code, :price, :price, :team) "
+                    "RETURNING id, version"
                 ),
                 {
                     "number": number,
@@ -253,6 +262,7 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
                     "dispatched": now if status is Status.ASSIGNED else None,
                     "code": code,
                     "price": price,
+                    "team": team_id,
                 },
             )
         )
@@ -296,8 +306,30 @@ async def register(conn: AsyncConnection, intake: Intake, actor: ActorInfo, now:
     return reg
 
 
-async def _engineering_saturated(conn: AsyncConnection, project_id: int, day: date) -> bool:
-    """工作量已饱和: every engineering team of the project was marked saturated for today."""
+async def dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -> Mapping[str, Any] | None:
+    """The project's rule for this category: its team and grab pool or assignment."""
+    return (
+        (
+            await conn.execute(
+                text("SELECT team_id, mode FROM dispatch_rules WHERE project_id = :p AND category = :c"),
+                {"p": project_id, "c": category},
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+async def _saturated(conn: AsyncConnection, project_id: int, team_id: int | None, day: date) -> bool:
+    """工作量已饱和 today: the order's team, or (no team) every engineering team of the project."""
+    if team_id is not None:
+        return bool(
+            (
+                await conn.execute(
+                    text("SELECT saturated_on = :d FROM teams WHERE id = :t"), {"d": day, "t": team_id}
+                )
+            ).scalar()
+        )
     row = (
         await conn.execute(
             text(
@@ -382,13 +414,14 @@ async def clock_context(conn: AsyncConnection, order_id: int) -> clocks_db.Order
 _ORDER_SQL = """
 SELECT o.*, p.code AS project_code, p.name AS project_name, p.tz,
        a.display_name AS assignee_name, rb.display_name AS received_by_name,
-       t.name AS team_name, d.name AS department_name
+       t.name AS team_name, d.name AS department_name, ro.number AS reopened_from_number
 FROM orders o
 JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
 LEFT JOIN staff rb ON rb.id = o.received_by
 LEFT JOIN teams t ON t.id = o.team_id
 LEFT JOIN departments d ON d.code = o.department_code
+LEFT JOIN orders ro ON ro.id = o.reopened_from_id
 """
 
 
@@ -414,6 +447,17 @@ async def history(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def materials(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT name, quantity, unit, unit_price_fen, provided_by, verified FROM order_materials "
+            "WHERE order_id = :o ORDER BY id"
+        ),
+        {"o": order_id},
+    )
+    return [dict(r) for r in rows.mappings().all()]
+
+
 def order_view(row: Mapping[str, Any]) -> lifecycle.OrderView:
     return lifecycle.OrderView(
         status=Status(row["status"]),
@@ -430,6 +474,8 @@ def order_view(row: Mapping[str, Any]) -> lifecycle.OrderView:
         prepaid=row["prepaid"],
         reopen_count=row["reopen_count"],
         assignee_name=row.get("assignee_name"),
+        catalog_fee_fen=row.get("catalog_fee_fen") or 0,
+        agreed_fen=row.get("agreed_fen") or 0,
     )
 
 
@@ -462,6 +508,8 @@ SETTABLE = frozenset(
         "material_fen",
         "total_fen",
         "agreement_recorded",
+        "agreed_fen",
+        "started_at",
         "prepaid",
         "paid",
         "man_hours",
@@ -494,7 +542,9 @@ async def apply_action(
     if "assignee_id" in changes and changes["assignee_id"] is not None:
         await _engineer_in_project(conn, int(changes["assignee_id"]), row["project_id"], "assignee_id")
 
-    sets = ", ".join(f"{k} = :c_{k}" for k in changes)
+    sets = ", ".join(
+        f"{k} = COALESCE({k}, :c_{k})" if k in FIRST_OCCURRENCE else f"{k} = :c_{k}" for k in changes
+    )
     params = {f"c_{k}": v for k, v in changes.items()}
     updated = (
         await conn.execute(
@@ -509,6 +559,11 @@ async def apply_action(
         fresh = await get_by_number(conn, number)
         raise _conflict(fresh or row, action)
     reason = inputs.get("reason") if isinstance(inputs.get("reason"), str) else None
+    event_inputs = dict(transition.event_inputs)
+    rework = None
+    if lifecycle.Effect.LINK_REWORK in transition.effects:
+        rework = await open_rework(conn, row, actor, now, str(event_inputs.get("reason") or ""))
+        event_inputs["rework"] = rework.number
     await add_event(
         conn,
         row["id"],
@@ -518,23 +573,31 @@ async def apply_action(
         transition.from_status.value,
         transition.to_status.value,
         reason,
-        transition.event_inputs,
+        event_inputs,
     )
-    ctx = await clock_context(conn, row["id"])
-    ops = clock_plan.plan_for(
-        action,
-        transition.from_status,
-        transition.to_status,
-        Kind(row["kind"]),
-        (changes.get("appointment_at") or row["appointment_at"]) is not None,
-    )
-    await clocks_db.apply_plan(conn, ctx, ops, now)
+    if lifecycle.ACTIONS[action].clocks:
+        ctx = await clock_context(conn, row["id"])
+        ops = clock_plan.plan_for(
+            action,
+            transition.from_status,
+            transition.to_status,
+            Kind(row["kind"]),
+            (changes.get("appointment_at") or row["appointment_at"]) is not None,
+        )
+        await clocks_db.apply_plan(conn, ctx, ops, now)
     for hook in TRANSITION_HOOKS:
         await hook(conn, row, transition, actor, now)
     await _effects(conn, row, transition, actor, now)
     result = await get_by_number(conn, number)
     assert result is not None
+    if rework is not None:
+        result["rework_id"], result["rework_number"] = rework.id, rework.number
     return result
+
+
+# The paper form's times keep their first occurrence (a second dispatch after 未完成, a second
+# arrival after a new appointment leave them as they were).
+FIRST_OCCURRENCE = frozenset({"dispatched_at", "accepted_at", "arrived_at", "started_at"})
 
 
 def _stamp(
@@ -550,8 +613,10 @@ def _stamp(
         changes.setdefault("dispatched_at", now)
     if to is Status.ACCEPTED:
         changes.setdefault("accepted_at", now)
-    if to is Status.ON_SITE and t.from_status is not Status.PAUSED:
+    if to is Status.ON_SITE and t.from_status is not Status.PAUSED and t.action != "start":
         changes.setdefault("arrived_at", now)
+    if t.action == "start":
+        changes.setdefault("started_at", now)
     if to in (Status.DONE, Status.CALLBACK):
         changes.setdefault("finished_at", now)
     if to is Status.CLOSED:
@@ -579,24 +644,25 @@ def _conflict(row: Mapping[str, Any], action: str) -> DomainError:
 async def _effects(
     conn: AsyncConnection, row: Mapping[str, Any], t: lifecycle.Transition, actor: ActorInfo, now: datetime
 ) -> None:
-    if lifecycle.Effect.SAVE_MATERIALS in t.effects and isinstance(t.event_inputs.get("material"), dict):
-        m = t.event_inputs["material"]
-        await conn.execute(
-            text(
-                "INSERT INTO order_materials (order_id, name, quantity, unit, unit_price_fen, provided_by, verified, "
-                "created_at) VALUES (:o, :n, CAST(:q AS numeric), :u, :p, :by, :v, :now)"
-            ),
-            {
-                "o": row["id"],
-                "n": m["name"],
-                "q": m["quantity"],
-                "u": m["unit"],
-                "p": m["unit_price_fen"],
-                "by": m["provided_by"],
-                "v": m["verified"],
-                "now": now,
-            },
-        )
+    """Carry out the transition's declared effects (the rework order is opened before the event)."""
+    if lifecycle.Effect.SAVE_MATERIALS in t.effects:
+        for m in t.event_inputs.get("materials") or []:  # type: ignore[union-attr]
+            await conn.execute(
+                text(
+                    "INSERT INTO order_materials (order_id, name, quantity, unit, unit_price_fen, provided_by, "
+                    "verified, created_at) VALUES (:o, :n, CAST(:q AS numeric), :u, :p, :by, :v, :now)"
+                ),
+                {
+                    "o": row["id"],
+                    "n": m["name"],
+                    "q": m["quantity"],
+                    "u": m["unit"],
+                    "p": m["unit_price_fen"],
+                    "by": m["provided_by"],
+                    "v": m["verified"],
+                    "now": now,
+                },
+            )
     if lifecycle.Effect.NOTIFY_SUPERVISOR in t.effects:
         for sup in await supervisors_of(conn, row["project_id"]):
             await outbox.enqueue(
@@ -609,6 +675,102 @@ async def _effects(
                 recipient_id=sup,
                 payload={"text": f"{row['number']} 回访不满意，请跟进", "action": t.action},
             )
+
+
+async def open_rework(
+    conn: AsyncConnection, original: Mapping[str, Any], actor: ActorInfo, now: datetime, reason: str
+) -> Registered:
+    """返修: a new order for the same place, customer and work, linked by reopened_from_id.
+
+    It goes back to the engineer who did the work when he is still active in the project,
+    else where a new order of its kind waits (the grab pool, the desk, the department).
+    """
+    project = (
+        (
+            await conn.execute(
+                text("SELECT id, name, tz, dispatch_mode FROM projects WHERE id = :p"),
+                {"p": original["project_id"]},
+            )
+        )
+        .mappings()
+        .one()
+    )
+    kind = Kind(original["kind"])
+    assignee_id = original["assignee_id"]
+    if assignee_id is not None:
+        still_here = (
+            await conn.execute(
+                text(
+                    "SELECT 1 FROM staff s JOIN staff_projects sp ON sp.staff_id = s.id "
+                    "WHERE s.id = :s AND sp.project_id = :p AND s.active"
+                ),
+                {"s": assignee_id, "p": project["id"]},
+            )
+        ).first()
+        if still_here is None:
+            assignee_id = None
+    if assignee_id is not None or kind is Kind.MATTER:
+        status = Status.ASSIGNED
+    elif kind is Kind.REPAIR and project["dispatch_mode"] == "grab":
+        status = Status.POOLED
+    else:
+        status = Status.NEW
+    code = verification_code(6)
+    number = await next_number(conn, kind, _project_day(now, project["tz"]))
+    new = (
+        (
+            await conn.execute(
+                text(
+                    "INSERT INTO orders (number, project_id, kind, category, urgency, status, area, room_id, "
+                    "public_area_id, location, reporter_name, reporter_phone, summary, content, channel, "
+                    "catalog_item_id, supplier_id, designated_engineer_id, team_id, department_code, assignee_id, "
+                    "received_by, received_at, dispatched_at, verification_code, elevator_id, reopened_from_id) "
+                    "SELECT :number, project_id, kind, category, urgency, :status, area, room_id, public_area_id, "
+                    "location, reporter_name, reporter_phone, summary, content, channel, catalog_item_id, "
+                    "supplier_id, designated_engineer_id, team_id, department_code, :assignee, :by, :now, "
+                    ":dispatched, :code, elevator_id, id FROM orders WHERE id = :orig RETURNING id, version"
+                ),
+                {
+                    "number": number,
+                    "status": status.value,
+                    "assignee": assignee_id,
+                    "by": actor.staff_id,
+                    "now": now,
+                    "dispatched": now if status is Status.ASSIGNED else None,
+                    "code": code,
+                    "orig": original["id"],
+                },
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await add_event(
+        conn,
+        new["id"],
+        now,
+        actor,
+        "register",
+        None,
+        status.value,
+        reason or None,
+        {"reopened_from": original["number"], "kind": kind.value, "urgency": original["urgency"]},
+    )
+    ctx = await clock_context(conn, new["id"])
+    await clocks_db.apply_plan(conn, ctx, clock_plan.plan_for_registration(kind, status, False), now)
+    await outbox.enqueue(
+        conn,
+        dedupe_key=f"sms:code:{new['id']}",
+        topic="sms",
+        channel="sms",
+        project_id=project["id"],
+        order_id=new["id"],
+        payload={
+            "phone": original["reporter_phone"],
+            "text": f"【{project['name']}】您的返修单 {number} 已受理，师傅上门时请出示验证码 {code}。",
+        },
+    )
+    return Registered(new["id"], number, status.value, new["version"], code, project["id"], kind.value)
 
 
 async def supervisors_of(conn: AsyncConnection, project_id: int) -> list[int]:

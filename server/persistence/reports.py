@@ -1,11 +1,13 @@
 """Report figures by SQL aggregates (sql/queries/report_*.sql); no order is loaded into Python.
 
-`report_orders.sql` holds the definitions once (the period's orders, their clocks judged, one row
-of facts per order, the orders unfinished over 24 h); each section (rates, durations, histogram,
-breaches, unfinished) is a SELECT over it. The whole report is ONE statement, the sections
-aggregated to JSON side by side: one connection, one snapshot, the period's orders and clocks
-read once, so the figures agree with each other exactly and a burst of reports cannot drain the
-pool. The rate breakdowns (overview, project, team, engineer, category) share one GROUPING SETS.
+They read order_facts (sql/migrations/0014_report_facts.sql): one narrow row per order with the
+facts a report counts, kept by triggers that mark changed orders and brought up to date by
+`flush_facts` before each report and wall-board panel. `report_orders.sql` holds the read-side
+definitions once (the period's facts judged at now, the orders unfinished over 24 h); each section
+(rates, durations, histogram, breaches, unfinished) is a SELECT over it. The whole report is ONE
+statement, the sections aggregated to JSON side by side: one connection, one snapshot, so the
+figures agree with each other exactly and a burst of reports cannot drain the pool. The rate
+breakdowns (overview, project, team, engineer, category) share one GROUPING SETS.
 """
 
 from __future__ import annotations
@@ -36,17 +38,29 @@ _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 
 def _read(name: str) -> str:
     """One report_*.sql file, with the shared count list spliced in where it says {{counts}}
-    (and, where it says {{sums}}, the sum of each of those counts over the rows `x`)."""
+    (where it says {{sums}}, the sum of each of those counts over the rows `x`; where it says
+    {{columns}}, those counts of the rows `x` as they are)."""
     body = (QUERIES / f"report_{name}.sql").read_text()
     counts = (QUERIES / "report_counts.sql").read_text().strip()
     names = re.findall(r" AS (\w+),?$", counts, flags=re.M)
     sums = ",\n".join(f"coalesce(sum(x.{n}), 0) AS {n}" for n in names)
-    return body.replace("{{counts}}", counts).replace("{{sums}}", sums)
+    columns = ", ".join(f"x.{n}" for n in names)
+    buckets = ",\n".join(
+        f"count(*) FILTER (WHERE f.done AND width_bucket(f.completion_s / 3600.0, "
+        f"CAST(:edges AS double precision[])) = {i}) AS bucket_{i}"
+        for i in range(len(stats.HISTOGRAM_EDGES_HOURS) + 1)
+    )
+    return (
+        body.replace("{{counts}}", counts)
+        .replace("{{sums}}", sums)
+        .replace("{{columns}}", columns)
+        .replace("{{buckets}}", buckets)
+    )
 
 
 @cache
 def _full_report_sql() -> TextClause:
-    lists = ("rates", "distribution", "breaches", "unfinished")
+    lists = ("rates", "breaches", "unfinished")
     sections = [f"(SELECT coalesce(json_agg(x), '[]') FROM (\n{_read(n)}\n) x) AS {n}" for n in lists]
     sections.append(f"(SELECT row_to_json(x) FROM (\n{_read('durations')}\n) x) AS durations")
     return text(_read("orders") + "\nSELECT\n" + ",\n".join(sections))
@@ -174,6 +188,7 @@ def _params(
     end_at = local_midnight(period.end_exclusive, tz)
     return {
         "project_ids": [p.id for p in projects],
+        "fairly_projects": [p.id for p in projects if p.count_fairly_satisfied],
         "start_at": local_midnight(period.start, tz),
         "end_at": end_at,
         "now": now,
@@ -219,6 +234,12 @@ def _durations(r: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _histogram(r: dict[str, Any] | None) -> list[tuple[float, float | None, int]]:
+    r = r or {}
+    n = len(stats.HISTOGRAM_EDGES_HOURS) + 1
+    return stats.histogram_buckets({i: int(r.get(f"bucket_{i}") or 0) for i in range(n)})
+
+
 def _unfinished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         for k in ("received_at", "promised_at"):
@@ -227,19 +248,20 @@ def _unfinished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-@cache
-def _id_range_sql() -> TextClause:
-    return text(_read("id_range"))
+async def flush_facts(conn: AsyncConnection) -> int:
+    """Recompute the order_facts of every order changed since the last flush; return how many.
+
+    Run it in a READ COMMITTED transaction of its own, before the report's snapshot (see
+    sql/migrations/0014_report_facts.sql); it commits with that transaction.
+    """
+    return int((await conn.execute(text("SELECT order_facts_flush()"))).scalar_one())
 
 
-async def _prepare(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
-    """Tune the transaction and add the period's id range to `params` (see report_orders.sql)."""
-    # The default 4 MB work_mem sends a month of 100k orders to disk sorts; custom plans, because
-    # a cached generic plan cannot see how much of the tables the period's bounds cover.
+async def _tune(conn: AsyncConnection) -> None:
+    # The default 4 MB work_mem sends a month of 100k orders' percentiles to disk sorts; custom
+    # plans, because a cached generic plan cannot see how much of the table the period covers.
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
     await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    lo, hi = (await conn.execute(_id_range_sql(), params)).one()
-    return {**params, "id_lo": lo or 0, "id_hi": hi or 0}
 
 
 async def full_report(
@@ -251,8 +273,8 @@ async def full_report(
 ) -> Report:
     """Compute every section of the report for the projects, period and focus; return the report.
 
-    One connection (at most CONCURRENT_REPORTS at once per process), one REPEATABLE READ
-    snapshot: the id range, then every section in one statement.
+    One connection (at most CONCURRENT_REPORTS at once per process): the changed orders' facts
+    flushed, then one REPEATABLE READ snapshot with every section in one statement.
     """
     params = {
         **_params(projects, period, now, focus),
@@ -260,9 +282,11 @@ async def full_report(
         "lim": UNFINISHED_LIMIT,
     }
     async with _gate(), engine.connect() as conn:
+        async with conn.begin():
+            await flush_facts(conn)
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
-            params = await _prepare(conn, params)
+            await _tune(conn)
             row = (await conn.execute(_full_report_sql(), params)).mappings().one()
     unfinished = _unfinished(_json(row["unfinished"]))
     return Report(
@@ -272,9 +296,7 @@ async def full_report(
         focus=focus,
         breakdowns=_rate_rows(_json(row["rates"])),
         durations=_durations(_json(row["durations"])),
-        histogram=stats.histogram_buckets(
-            {int(r["bucket"]): int(r["n"]) for r in _json(row["distribution"])}
-        ),
+        histogram=_histogram(_json(row["durations"])),
         breaches=_json(row["breaches"]),
         unfinished=unfinished,
         unfinished_total=int(unfinished[0]["total"]) if unfinished else 0,
@@ -292,12 +314,14 @@ async def panel(conn: AsyncConnection, project: ProjectRow, today: date, now: da
     """Return this month's and today's counts for the wall board's panel (the report's definitions).
 
     This month so far is the report's period [1st, today]; unfinished over 24 h is judged at now.
+    Flushes the changed orders' facts first, in the caller's (READ COMMITTED) transaction.
     """
     params = {
         **_params([project], stats.this_month(today), now),
         "today_at": local_midnight(today, project.tz),
     }
-    params = await _prepare(conn, params)  # in the caller's transaction: SET LOCAL ends with it
+    await flush_facts(conn)
+    await _tune(conn)  # in the caller's transaction: SET LOCAL ends with it
     rows = (await conn.execute(_panel_sql(), params)).mappings().all()
     by = {bool(r["is_today"]): dict(r) for r in rows}
     return PanelFigures(

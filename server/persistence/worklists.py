@@ -41,7 +41,8 @@ async def unsatisfied_recent(conn: AsyncConnection, pids: list[int], since: date
     """Closed with 不满意 lately and not reworked since: offer a reopen."""
     return await _rows(
         conn,
-        "o.status = 'closed' AND o.callback_rating = 'unsatisfied' AND o.closed_at >= :since",
+        "o.status = 'closed' AND o.callback_rating = 'unsatisfied' AND o.closed_at >= :since "
+        "AND NOT EXISTS (SELECT 1 FROM orders r WHERE r.reopened_from_id = o.id)",
         {"pids": pids, "since": since},
         "o.closed_at DESC",
     )

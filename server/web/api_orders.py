@@ -101,12 +101,22 @@ def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None)
         "material_fen",
         "catalog_fee_fen",
         "total_fen",
+        "agreed_fen",
+        "agreement_recorded",
+        "prepaid",
         "paid",
+        "started_at",
+        "reopened_from_number",
+        "rework_number",
         "project_code",
         "updated_at",
     )
     out: dict[str, Any] = {k: row.get(k) for k in keys}
     out["project"] = out.pop("project_code")
+    out["reopened_from"] = out.pop("reopened_from_number")
+    if out["rework_number"] is None:
+        del out["rework_number"]
+    out["man_hours"] = str(row["man_hours"]) if row.get("man_hours") is not None else None
     if history is not None:
         out["history"] = [
             {
@@ -174,7 +184,10 @@ async def get_order(request: Request[Any, Any, Any], number: str) -> dict[str, A
         if row is None or row["project_id"] not in p.project_ids:
             raise DomainError("not_found", N_("No order %(number)s"), number=number[:40])
         hist = await orders_db.history(conn, row["id"])
-    return order_json(row, hist)
+        materials = await orders_db.materials(conn, row["id"])
+    out = order_json(row, hist)
+    out["materials"] = [{**m, "quantity": str(m["quantity"])} for m in materials]
+    return out
 
 
 @get("/api/v1/orders", guards=[staff_guard], tags=["orders"])
@@ -219,6 +232,8 @@ async def run_action(
     async with rt.engine.begin() as conn:
         row = await orders_db.apply_action(conn, number, action, version, actor_of(p), inputs, clock.now())
     await rt.after_commit(row["id"])
+    if row.get("rework_id"):
+        await rt.after_commit(row["rework_id"])
     return row
 
 

@@ -64,12 +64,20 @@ async def callback_do(request: Request[Any, Any, Any], number: str, action: str,
         raise DomainError("not_found", N_("Unknown action %(action)s"), action=action[:40])
     rt, p = _me(request)
     body: dict[str, Any] = {k: v for k, v in data.items() if v != "" and k != "_csrf"}
-    await run_action(rt, p, number, action, body)
+    row = await run_action(rt, p, number, action, body)
     ctx = await _callbacks_ctx(rt, p)
+    flash = (
+        translate(
+            N_("%(number)s: rework order %(rework)s opened"),
+            {"number": number, "rework": row["rework_number"]},
+        )
+        if row.get("rework_number")
+        else translate(N_("%(number)s: done"), {"number": number})
+    )
     return Response(
         render(
             "fragments/callbacks_main.html",
-            flash=translate(N_("%(number)s: done"), {"number": number}),
+            flash=flash,
             **ctx,
         ),
         media_type="text/html",

@@ -503,7 +503,7 @@ async def report_panel(request: Request[Any, Any, Any], project: OptQuery = None
     p = current(request)
     assert p is not None
     now = clock.now()
-    async with rt.engine.connect() as conn:
+    async with rt.engine.begin() as conn:  # commits the facts the panel flushes
         projects = await scope(conn, p, project)
         proj = projects[0]
         figures = await reports_db.panel(conn, proj, today_in([proj], now), now)

@@ -1,4 +1,4 @@
--- The counts behind every rate, over order_facts `f` (spliced into report_rates.sql and
+-- The counts behind every rate, over period_facts `f` (spliced into report_rates.sql and
 -- report_panel.sql at {{counts}}: the report and the wall board's panel count alike).
 count(f.id) AS received,
 count(*) FILTER (WHERE f.done) AS done,

@@ -1,14 +1,16 @@
 -- Shared head of every report query (prepended by server/persistence/reports.py). The report's
--- definitions (server/domain/stats.py, shown on the page) live here, once, for the report page,
--- its exports and the wall board's panel alike.
+-- definitions (server/domain/stats.py, shown on the page) live here and in order_facts_source
+-- (sql/migrations/0014_report_facts.sql), once, for the report page, its exports and the wall
+-- board's panel alike. It reads order_facts (one narrow row per order, brought up to date by
+-- order_facts_flush() just before), never the orders, clocks or history themselves.
 --
 -- Parameters: :project_ids; :start_at, :end_at (local midnights of the project's zone, computed
 -- by the caller: constants let the planner estimate the row count); :now; :as_of (the end of the
--- period, or :now while it runs); :team_id, :engineer_id (NULL: everyone); :id_lo, :id_hi (the
--- lowest and highest id of the period's orders, from report_id_range.sql).
+-- period, or :now while it runs); :team_id, :engineer_id (NULL: everyone).
 --
 -- engineer_team: an engineer's team in each project (the first, when in several). An order's team
--- for reports is the team it was transferred to, otherwise its engineer's.
+-- for reports is the team it was transferred to, otherwise its engineer's (looked up now, as the
+-- teams are now).
 WITH engineer_team AS (
     SELECT st.staff_id, t.project_id, min(t.id) AS team_id
     FROM staff_teams st
@@ -16,102 +18,57 @@ WITH engineer_team AS (
     WHERE t.project_id = ANY(CAST(:project_ids AS integer[]))
     GROUP BY st.staff_id, t.project_id
 ),
--- period_orders: received in [:start_at, :end_at). An order cancelled without ever being done is
--- left out (no service was given); one cancelled after it was done still counts as done. Their ids
--- lie close together: the clock and history joins below are bounded by that id range (given as
--- constants, so the planner sees how much it covers), so they read about one month's rows, not
--- all the years'.
-period_orders AS MATERIALIZED (
-    SELECT o.id, o.project_id, coalesce(o.team_id, et.team_id) AS team_id, o.assignee_id, o.category,
-           o.status, o.received_at, o.finished_at, o.callback_at, o.callback_rating, o.reopen_count,
-           o.man_hours, p.count_fairly_satisfied
-    FROM orders o
-    JOIN projects p ON p.id = o.project_id
-    LEFT JOIN engineer_team et ON et.staff_id = o.assignee_id AND et.project_id = o.project_id
-    WHERE o.project_id = ANY(CAST(:project_ids AS integer[]))
-      AND o.received_at >= :start_at AND o.received_at < :end_at
-      AND NOT (o.status = 'cancelled' AND o.finished_at IS NULL)
-      AND (CAST(:team_id AS integer) IS NULL OR coalesce(o.team_id, et.team_id) = CAST(:team_id AS integer))
-      AND (CAST(:engineer_id AS integer) IS NULL OR o.assignee_id = CAST(:engineer_id AS integer))
-),
--- period_clocks: the arrival and completion clocks, and every breached clock, in the period's
--- id range (a few belong to other orders: each use joins them to period_orders), judged at :now.
--- Breached: its breach was recorded, it stopped late, it is running (or was cancelled) past its
--- deadline, or it was paused after it. Undecided: running or paused and not (yet) breached. A
--- clock cancelled in time (a transfer, a cancellation) is no one's fault and left out; a later
--- run of the same clock (a new appointment, a reopening) counts too.
-period_clocks AS MATERIALIZED (
-    SELECT j.order_id, j.kind, j.breached, j.state IN ('running', 'paused') AS undecided
-    FROM (
-        SELECT c.order_id, c.kind, c.state,
-               (c.state = 'breached' OR c.breached_at IS NOT NULL
-                OR (c.paused_at IS NULL AND c.state IN ('running', 'cancelled')
-                    AND coalesce(c.ended_at, :now) > c.deadline)
-                OR (c.paused_at IS NOT NULL AND c.paused_at > c.deadline)) AS breached
-        FROM order_clocks c
-        WHERE c.order_id BETWEEN :id_lo AND :id_hi
+-- period_facts: one row per order received in [:start_at, :end_at) with every fact a rate counts
+-- (stats.py's definitions). An order cancelled without ever being done is left out (no service
+-- was given: not `counted`); one cancelled after it was done still counts as done. 基本满意 counts
+-- as satisfied in the projects :fairly_projects (those whose setting says so).
+-- Timeliness over the arrival and completion clocks, judged at :now: late = one missed (for
+-- good, or running past its deadline); pending = none missed but one undecided (paused in time,
+-- or running before its deadline); timed = decided (late, or clocks all met); an order without
+-- such clocks is neither timed nor pending.
+-- team_id is the order's own (transferred to) team; its engineer's is looked up where needed
+-- (report_rates.sql, after grouping; the :team_id focus here).
+period_facts AS NOT MATERIALIZED (
+    SELECT f.order_id AS id, f.project_id, f.team_id, f.assignee_id, f.category, f.received_at,
+           f.response_s, f.arrival_s, f.completion_s, f.man_hours,
+           f.finished_at IS NOT NULL AS done,
+           j.late OR (f.has_clocks AND NOT j.pending) AS timed,
+           f.has_clocks AND NOT j.late AND NOT j.pending AS timely,
+           NOT j.late AND j.pending AS timing_pending,
+           f.finished_at IS NOT NULL AND f.called_back AS called_back,
+           CASE WHEN f.finished_at IS NOT NULL THEN f.rating END AS rating,
+           f.finished_at IS NOT NULL AND f.rating = 'fairly'
+               AND f.project_id = ANY(CAST(:fairly_projects AS integer[])) AS fairly_counted,
+           f.finished_at IS NOT NULL AND f.reopened AS reworked,
+           f.finished_at IS NOT NULL AND NOT f.reopened AND NOT f.was_unfinished AS first_fix,
+           f.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished') AS open,
+           f.breached, f.due_kinds, f.due_deadlines
+    FROM order_facts f
+    CROSS JOIN LATERAL (
+        SELECT f.late OR coalesce(f.late_after < :now, false) AS late,
+               f.pending OR coalesce(f.pending_until >= :now, false) AS pending
     ) j
-    WHERE (j.state <> 'cancelled' OR j.breached)
-      AND (j.kind IN ('arrival', 'completion') OR j.breached)  -- what timing and breaches read
-),
--- timing: per order, over its arrival and completion clocks. Timely = every such clock met;
--- late = any breached; pending = none breached but some still undecided.
-timing AS (
-    SELECT order_id,
-           bool_or(breached) AS late,
-           bool_or(undecided AND NOT breached) AS pending
-    FROM period_clocks
-    WHERE kind IN ('arrival', 'completion')
-    GROUP BY order_id
-),
--- first_steps: per order in the id range, the FIRST acceptance and arrival (response and arrival
--- times mean the first response, whatever re-dispatch followed), and whether it was ever
--- reported unfinished.
-first_steps AS (
-    SELECT e.order_id,
-           min(e.at) FILTER (WHERE e.to_status = 'accepted') AS accepted_at,
-           min(e.at) FILTER (WHERE e.to_status = 'on_site') AS arrived_at,
-           bool_or(e.to_status = 'unfinished') AS was_unfinished
-    FROM order_events e
-    WHERE e.to_status IN ('accepted', 'on_site', 'unfinished')
-      AND e.order_id BETWEEN :id_lo AND :id_hi
-    GROUP BY e.order_id
-),
--- order_facts: one row per period order with every fact a rate counts (stats.py's definitions).
-order_facts AS MATERIALIZED (
-    SELECT po.id, po.project_id, po.team_id, po.assignee_id, po.category, po.received_at, po.finished_at,
-           fs.accepted_at, fs.arrived_at, po.man_hours,
-           po.finished_at IS NOT NULL AS done,
-           coalesce(t.late OR NOT t.pending, false) AS timed,
-           coalesce(NOT t.late AND NOT t.pending, false) AS timely,
-           coalesce(NOT t.late AND t.pending, false) AS timing_pending,
-           po.finished_at IS NOT NULL AND po.callback_at IS NOT NULL AS called_back,
-           CASE WHEN po.finished_at IS NOT NULL THEN po.callback_rating END AS rating,
-           po.finished_at IS NOT NULL AND po.callback_rating = 'fairly' AND po.count_fairly_satisfied
-               AS fairly_counted,
-           po.finished_at IS NOT NULL AND po.reopen_count > 0 AS reworked,
-           po.finished_at IS NOT NULL AND po.reopen_count = 0 AND NOT coalesce(fs.was_unfinished, false)
-               AS first_fix,
-           po.status IN ('new', 'pooled', 'assigned', 'accepted', 'on_site', 'paused', 'unfinished') AS open
-    FROM period_orders po
-    LEFT JOIN timing t ON t.order_id = po.id
-    LEFT JOIN first_steps fs ON fs.order_id = po.id
+    WHERE f.project_id = ANY(CAST(:project_ids AS integer[]))
+      AND f.received_at >= :start_at AND f.received_at < :end_at
+      AND f.counted
+      AND (CAST(:team_id AS integer) IS NULL
+           OR coalesce(f.team_id, (SELECT et.team_id FROM engineer_team et
+                                   WHERE et.staff_id = f.assignee_id AND et.project_id = f.project_id))
+              = CAST(:team_id AS integer))
+      AND (CAST(:engineer_id AS integer) IS NULL OR f.assignee_id = CAST(:engineer_id AS integer))
 ),
 -- unfinished_24h: unfinished over 24 h at :as_of, whenever received (orders carried over from
 -- before the period included): received more than 24 h before :as_of, and by then neither done
--- nor cancelled. An order open now was open then (a reopened order counts as not done). Only
--- orders open now or changed after :as_of can qualify: that keeps the scan to a few rows.
+-- nor cancelled (open_span: from receipt until done or cancelled; a reopened order counts as not
+-- done). The GiST index on open_span finds the few orders open at :as_of.
 unfinished_24h AS (
-    SELECT o.id, o.number, o.received_at, o.status, o.category, o.location, o.promised_at,
-           coalesce(o.team_id, et.team_id) AS team_id, o.assignee_id
-    FROM orders o
-    LEFT JOIN engineer_team et ON et.staff_id = o.assignee_id AND et.project_id = o.project_id
-    WHERE o.project_id = ANY(CAST(:project_ids AS integer[]))
-      AND (o.status NOT IN ('done', 'callback', 'closed', 'cancelled')  -- open now (partial index)
-           OR o.updated_at > :as_of)
-      AND o.received_at < CAST(:as_of AS timestamptz) - interval '24 hours'
-      AND NOT coalesce(o.finished_at <= :as_of AND o.status IN ('done', 'callback', 'closed', 'cancelled'), false)
-      AND NOT coalesce(o.cancelled_at <= :as_of, false)
-      AND (CAST(:team_id AS integer) IS NULL OR coalesce(o.team_id, et.team_id) = CAST(:team_id AS integer))
-      AND (CAST(:engineer_id AS integer) IS NULL OR o.assignee_id = CAST(:engineer_id AS integer))
+    SELECT f.order_id AS id, f.received_at,
+           coalesce(f.team_id, et.team_id) AS team_id, f.assignee_id
+    FROM order_facts f
+    LEFT JOIN engineer_team et ON et.staff_id = f.assignee_id AND et.project_id = f.project_id
+    WHERE f.open_span @> CAST(:as_of AS timestamptz)
+      AND f.project_id = ANY(CAST(:project_ids AS integer[]))
+      AND f.received_at < CAST(:as_of AS timestamptz) - interval '24 hours'
+      AND (CAST(:team_id AS integer) IS NULL OR coalesce(f.team_id, et.team_id) = CAST(:team_id AS integer))
+      AND (CAST(:engineer_id AS integer) IS NULL OR f.assignee_id = CAST(:engineer_id AS integer))
 )

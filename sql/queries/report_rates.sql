@@ -1,12 +1,18 @@
 -- The rate counts of every breakdown: the whole period, and per project, team, engineer (assignee)
--- and category. Counted once per finest group (project, team, engineer, category: a few hundred
--- rows), then summed up by GROUPING SETS; names are looked up after grouping.
+-- and category. Counted once per finest group (project, own team, engineer, category: a few
+-- hundred rows), whose team is then resolved (the engineer's when the order has none of its own),
+-- then summed up by GROUPING SETS; names are looked up after grouping.
 WITH fine AS (
     SELECT f.project_id, f.team_id, f.assignee_id, f.category,
            {{counts}},
-           sum(extract(epoch FROM f.finished_at - f.received_at)) AS completion_seconds
-    FROM order_facts f
+           sum(f.completion_s) AS completion_seconds
+    FROM period_facts f
     GROUP BY f.project_id, f.team_id, f.assignee_id, f.category
+), resolved AS (
+    SELECT x.project_id, coalesce(x.team_id, et.team_id) AS team_id, x.assignee_id, x.category,
+           {{columns}}, x.completion_seconds
+    FROM fine x
+    LEFT JOIN engineer_team et ON et.staff_id = x.assignee_id AND et.project_id = x.project_id
 )
 SELECT g.*,
        coalesce(pj.name, '') AS project_name,
@@ -22,7 +28,7 @@ FROM (
         x.project_id, x.team_id, x.assignee_id, x.category,
         {{sums}},
         sum(x.completion_seconds) / nullif(sum(x.done), 0) AS completion_avg
-    FROM fine x
+    FROM resolved x
     GROUP BY GROUPING SETS ((), (x.project_id), (x.team_id), (x.assignee_id), (x.category))
 ) g
 LEFT JOIN projects pj ON pj.id = g.project_id

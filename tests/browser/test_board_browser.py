@@ -323,6 +323,25 @@ async def test_a_card_changes_colour_as_the_clock_runs_and_flashes_when_breached
     await page.screenshot(path=shot("board-breached"))
 
 
+# What a column shows: cards sent, laid out, wholly inside the list, and the "+N" line.
+CARD_FACTS_JS = """col => {
+        const list = col.querySelector('.cards');
+        const box = list.getBoundingClientRect();
+        const cards = [...list.children];
+        const visible = cards.filter(c => getComputedStyle(c).display !== 'none');
+        return {
+          total: +col.dataset.total, sent: cards.length, visible: visible.length,
+          inside: visible.every(c => c.getBoundingClientRect().bottom <= box.bottom + 0.5),
+          prefix: visible.every((c, i) => c === cards[i]),
+          more: col.querySelector('.more').textContent.trim(),
+          locLines: visible.map(c => { const l = c.querySelector('.loc');
+            return Math.round(l.getBoundingClientRect().height / parseFloat(getComputedStyle(l).lineHeight)); }),
+          meta: parseFloat(getComputedStyle(visible[0].querySelector('.meta')).fontSize),
+        };
+}
+"""
+
+
 async def test_only_whole_cards_are_shown_and_the_rest_are_counted(browser, live_server, engine, orders):
     for n in range(24):
         orders.append(
@@ -340,23 +359,7 @@ async def test_only_whole_cards_are_shown_and_the_rest_are_counted(browser, live
             await page.wait_for_function("document.querySelector('#board-stats').childElementCount > 0")
             await page.wait_for_timeout(300)
             col = page.locator("#col-dispatch")
-            facts = await col.evaluate(
-                """col => {
-                    const list = col.querySelector('.cards');
-                    const box = list.getBoundingClientRect();
-                    const cards = [...list.children];
-                    const visible = cards.filter(c => getComputedStyle(c).display !== 'none');
-                    return {
-                      total: +col.dataset.total, sent: cards.length, visible: visible.length,
-                      inside: visible.every(c => c.getBoundingClientRect().bottom <= box.bottom + 0.5),
-                      prefix: visible.every((c, i) => c === cards[i]),
-                      more: col.querySelector('.more').textContent.trim(),
-                      locLines: visible.map(c => { const l = c.querySelector('.loc');
-                        return Math.round(l.getBoundingClientRect().height / parseFloat(getComputedStyle(l).lineHeight)); }),
-                      meta: parseFloat(getComputedStyle(visible[0].querySelector('.meta')).fontSize),
-                    };
-                }"""
-            )
+            facts = await col.evaluate(CARD_FACTS_JS)
             assert facts["inside"] and facts["prefix"], facts
             assert 0 < facts["visible"] < facts["total"]
             assert facts["more"] == f"+{facts['total'] - facts['visible']} 张", facts
@@ -364,6 +367,15 @@ async def test_only_whole_cards_are_shown_and_the_rest_are_counted(browser, live
             assert facts["meta"] >= 19 * width / 1920, facts  # the number and customer are legible at 5 m
             shown[f"{width}"] = facts["visible"]
             await page.screenshot(path=shot(f"board-full-{width}x{height}"))
+            if width == 1920:  # the same page, taller, shows more whole cards; back, fewer again
+                await page.set_viewport_size({"width": 1920, "height": 1600})
+                await page.wait_for_timeout(400)
+                grown = await col.evaluate(CARD_FACTS_JS)
+                assert grown["inside"] and grown["prefix"] and grown["visible"] > facts["visible"], grown
+                await page.set_viewport_size({"width": 1920, "height": 1080})
+                await page.wait_for_timeout(400)
+                again = await col.evaluate(CARD_FACTS_JS)
+                assert again["inside"] and again["visible"] == facts["visible"], again
         finally:
             await context.close()
     assert shown["3840"] >= shown["1920"]

@@ -138,7 +138,7 @@ async def test_a_bulk_selection_survives_polls_and_is_assigned_at_once(triage_pa
         await dlg.locator("button[data-confirm]").click()
         await dlg.wait_for(state="hidden")
         for n in numbers[:2]:
-            await page.locator(f"#t-{n}[data-status=new]").wait_for(timeout=5000)
+            await page.locator(f"#t-{n}[data-status=pooled]").wait_for(timeout=5000)  # the team's grab pool
     finally:
         await retire(engine, *numbers)
 

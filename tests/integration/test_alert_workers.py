@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections import defaultdict
@@ -359,6 +360,10 @@ async def test_a_flaky_channel_delivers_once_after_retries_and_a_refusing_one_is
 
         await until(logged, within=12)
         assert await _failed_on_the_alerts_page(client, login, a["id"], "HTTP 400")
+        # The order's timeline says which channel failed for whom, and why.
+        timeline = (await client.get(f"/orders/{reg.number}")).text
+        timeline = timeline[timeline.index('class="card timeline"') :]
+        assert re.search(r"通知失败\s*· Webhook · bad", timeline) and "HTTP 400" in timeline, timeline
         # The project's SMS gateway carried the page to the engineer's phone, with its token.
         async with engine.connect() as conn:
             phone = (

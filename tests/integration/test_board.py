@@ -111,7 +111,9 @@ async def close_orders(engine: Any, *orders: dict[str, Any]) -> None:
             {"ids": [o["id"] for o in orders]},
         )
         await conn.execute(
-            text("UPDATE orders SET status = 'cancelled', next_deadline = NULL WHERE id = ANY(:ids)"),
+            text(
+                "UPDATE orders SET status = 'cancelled', cancelled_at = now(), next_deadline = NULL WHERE id = ANY(:ids)"
+            ),
             {"ids": [o["id"] for o in orders]},
         )
 

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BAOXIU = [sys.executable, "-m", "server.cli"]
@@ -65,6 +67,45 @@ def test_a_port_in_use_is_one_clear_line():
     assert str(port) in one_line(r.stderr)
 
 
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate", "demo"])
+def test_every_command_names_a_wrong_database_url(command):
+    r = run_cli(command, env={"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"})
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "DATABASE_URL" in line and "127.0.0.1" in line
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_malformed_redis_url_is_one_clear_line(command):
+    r = run_cli(
+        *([command, "--port", str(free_port())] if command == "serve" else [command]),
+        env={"REDIS_URL": "http://not-redis/0"},
+    )
+    assert r.returncode == 1
+    assert "REDIS_URL" in one_line(r.stderr)
+
+
+def test_a_database_url_of_another_driver_is_one_clear_line():
+    r = run_cli("migrate", env={"DATABASE_URL": "mysql://root@localhost/baoxiu"})
+    assert r.returncode == 1
+    assert "postgresql+asyncpg://" in one_line(r.stderr)
+
+
+@pytest.mark.parametrize(("given", "missing"), [("DATABASE_URL", "REDIS_URL"), ("REDIS_URL", "DATABASE_URL")])
+@pytest.mark.parametrize("command", [["run"], ["with-services", "--", "true"]])
+def test_only_one_of_the_urls_is_refused_before_anything_starts(tmp_path, command, given, missing):
+    """Half a production setup must not silently start both embedded servers instead."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env[given] = os.environ[given]
+    env.update({"BAOXIU_RUN_DIR": str(tmp_path / "run"), "PORT": str(free_port())})
+    r = subprocess.run([*BAOXIU, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert f"{given} is set but {missing} is not" in line
+    assert not (tmp_path / "run" / "pgdata").exists()
+    assert not (tmp_path / "run" / "valkey").exists()
+
+
 async def test_serve_refuses_an_unmigrated_database(engine):
     from sqlalchemy import text
 
@@ -78,17 +119,69 @@ async def test_serve_refuses_an_unmigrated_database(engine):
     assert "baoxiu migrate" in one_line(r.stderr)
 
 
-def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
+def _service_pids(run_dir: Path) -> list[int]:
+    """The embedded postmaster and valkey, read from their pid files (they are not our children)."""
+    pids = []
+    pg = run_dir / "pgdata" / "postmaster.pid"
+    if pg.exists():
+        pids.append(int(pg.read_text().split("\n", 1)[0]))
+    vk = run_dir / "valkey" / "valkey.pid"
+    if vk.exists():
+        pids.append(int(vk.read_text().strip()))
+    return pids
+
+
+CHECK_BOTH = (
+    "import asyncio, os, asyncpg, redis.asyncio as r\n"
+    "async def go():\n"
+    "    url = os.environ['DATABASE_URL'].replace('postgresql+asyncpg', 'postgresql')\n"
+    "    c = await asyncpg.connect(url); await c.close()\n"
+    "    x = r.Redis.from_url(os.environ['REDIS_URL']); await x.ping(); await x.aclose()\n"
+    "asyncio.run(go())"
+)
+
+
+def test_stale_pid_files_are_cleaned_on_the_next_start(tmp_path):
+    """A killed run leaves pid files naming dead pids, or pids since reused by other programs."""
+    root = tmp_path / "svc"
+    bare = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    cmd = [*BAOXIU, "with-services", "--root", str(root), "--", sys.executable, "-c", CHECK_BOTH]
+    first = subprocess.run(cmd, cwd=ROOT, env=bare, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert _service_pids(root) == []  # a clean stop removes both pid files
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "300"])  # an unrelated live process holding the "stale" pid
+    try:
+        (root / "pgdata" / "postmaster.pid").write_text(f"{alive.pid}\n{root / 'pgdata'}\n")
+        (root / "valkey" / "valkey.pid").write_text(f"{dead.pid}\n")
+        again = subprocess.run(cmd, cwd=ROOT, env=bare, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert alive.poll() is None  # the unrelated process was left alone
+        assert _service_pids(root) == []
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def _run_and_stop(tmp_path: Path, stop: Any) -> None:
     """`baoxiu run` on a bare machine: embedded servers, migrate, demo, web, worker — then stop."""
     run_dir = tmp_path / "run"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BAOXIU_TEST_CLOCK")}
     env.update({"BAOXIU_RUN_DIR": str(run_dir), "PORT": str(port)})
     proc = subprocess.Popen(
-        [*BAOXIU, "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*BAOXIU, "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
     )
+    started: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         ready = False
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -102,25 +195,32 @@ def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
         assert ready, proc.stdout.read() if proc.poll() is not None else "not ready in time"
         login = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
         assert login.status_code == 200 and "登录" in login.text
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children
+        # Everything it started: web and worker (children) and the two servers (daemons).
+        started = psutil.Process(proc.pid).children(recursive=True)
+        started += [psutil.Process(pid) for pid in _service_pids(run_dir)]
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "granian" in names and "worker" in names and "postgres" in names and "valkey" in names
     finally:
-        proc.send_signal(signal.SIGTERM)
+        stop(proc)
         try:
-            out, _ = proc.communicate(timeout=60)
+            out, _ = proc.communicate(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
     assert "stopped" in out
-    time.sleep(0.5)
-    left = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if str(run_dir) in cmd or f"--port {port}" in cmd:
-            left.append(cmd)
-    assert not left, left
-    conf = (run_dir / "valkey" / "valkey.conf").read_text()
-    valkey_port = int(next(line.split()[1] for line in conf.splitlines() if line.startswith("port ")))
-    with socket.socket() as s:  # nobody listens on the embedded Redis port any more
-        assert s.connect_ex(("127.0.0.1", valkey_port)) != 0
+    # The run exited only after stopping them; wait_procs tolerates a last child being reaped.
+    _gone, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert _service_pids(run_dir) == []  # no pid file left to be stale
+    with socket.socket() as s:  # nobody listens on the web port any more
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_run_starts_everything_and_sigterm_leaves_nothing_behind(tmp_path):
+    _run_and_stop(tmp_path, lambda proc: proc.send_signal(signal.SIGTERM))
+
+
+def test_run_stopped_by_ctrl_c_leaves_nothing_behind(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group."""
+    _run_and_stop(tmp_path, lambda proc: os.killpg(proc.pid, signal.SIGINT))

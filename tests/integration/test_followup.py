@@ -67,6 +67,32 @@ async def test_done_orders_wait_in_the_callback_queue_and_leave_it_when_called(c
         ).scalar_one()
     assert notes >= 1  # the supervisor hears of 不满意
 
+    # 返修 offered and taken: a linked rework order, and the offer is gone
+    page = await client.get("/callbacks")
+    version = re.search(
+        rf'hx-post="/callbacks/{number}/reopen".*?name="version" value="(\d+)"', page.text, re.S
+    )
+    r = await client.post(
+        f"/callbacks/{number}/reopen",
+        data={"version": version.group(1), "reason": "仍在漏水"},
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    assert r.status_code == 200, r.text
+    rework = re.search(r"BX-\d{8}-\d{4}", r.text.split(number, 1)[1]).group(0)
+    assert rework != number
+    assert f'hx-post="/callbacks/{number}/reopen"' not in r.text
+    async with engine.connect() as conn:
+        linked = (
+            await conn.execute(
+                text(
+                    "SELECT r.number FROM orders r JOIN orders o ON o.id = r.reopened_from_id "
+                    "WHERE o.number = :n AND o.reopen_count = 1"
+                ),
+                {"n": number},
+            )
+        ).scalar_one()
+    assert linked == rework
+
 
 async def test_a_callback_without_a_rating_is_refused_in_place(client, login, engine):
     number = await _done_order(engine, "4-1-102")

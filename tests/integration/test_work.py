@@ -224,7 +224,8 @@ async def test_bulk_assign_and_bulk_transfer_act_on_every_selected_order(client,
         assert r.status_code == 200, r.text
         for n in (a, b):
             row = await order_row(engine, n)
-            assert (row["status"], row["team_id"], row["assignee_id"]) == ("new", team, None)
+            # to a team: into that team's grab pool
+            assert (row["status"], row["team_id"], row["assignee_id"]) == ("pooled", team, None)
     finally:
         await retire(engine, a)
         await retire(engine, b)

@@ -34,6 +34,9 @@ GOOD = {
         ("abc", None),
         ("", None),
         ("23812345678", None),
+        ("+1 415 555 0100", None),  # another country's number is not a Chinese mobile
+        ("001 415 555 0100", None),
+        ("+44 20 7946 0958", None),
     ],
 )
 def test_phone_numbers_are_normalised(raw, expected):
