@@ -27,6 +27,7 @@ def emit(metric: str, value: float, unit: str, target: str, **extra: Any) -> Non
 
 
 async def main() -> None:
+    import server.features  # noqa: F401  (the breach hooks, as in the worker: a sweep opens alerts too)
     from server.config import get_settings
     from server.persistence.db import make_engine
     from server.persistence.migrate import upgrade
@@ -42,7 +43,17 @@ async def main() -> None:
         json.dumps({"note": "seeded", **counts, "seconds": round(time.perf_counter() - t0, 1)}),
         file=sys.stderr,
     )
-    emit("sweep_ms_10k_open", await sweep.sweep_ms(engine), "ms", "< 50")
+    n_open = await sweep.park_extra(engine)  # a second run: measure at 10,000 open again
+    ms = await sweep.sweep_ms(engine)
+    emit(
+        "sweep_ms_10k_open",
+        ms["sweep"],
+        "ms",
+        "< 50",
+        claim_ms=round(ms["claim"], 2),
+        due_per_sweep=5,
+        open_orders=n_open,
+    )
 
     # The board (its bench owns the figures) runs on the 10k-open data set it was sized for.
     try:
@@ -53,8 +64,19 @@ async def main() -> None:
         for obj in await board.bench_board(db):
             print(json.dumps(obj, ensure_ascii=False), flush=True)
 
-    counts = await seed.seed(engine, open_orders=90_000, tag="P")
-    emit("sweep_ms_100k_open", await sweep.sweep_ms(engine), "ms", "< 50", open_orders=counts["open"])
+    await seed.seed(engine, open_orders=90_000, tag="P")
+    await sweep.park_extra(engine, back=True)
+    counts = await seed.seed(engine, open_orders=90_000, tag="P")  # the counts, now all open
+    ms = await sweep.sweep_ms(engine)
+    emit(
+        "sweep_ms_100k_open",
+        ms["sweep"],
+        "ms",
+        "< 50",
+        claim_ms=round(ms["claim"], 2),
+        due_per_sweep=5,
+        open_orders=counts["open"],
+    )
     lag = await sweep.breach_lag(engine, scheduled=True)
     extra = {"samples": lag["n"], "orders": lag["expected"], "recorded_by": lag["recorded_by"]}
     emit("breach_lag_p50_s", lag["p50"], "s", "<= 2", path="scheduled job", **extra)

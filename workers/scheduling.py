@@ -8,7 +8,10 @@
    unless a worker is already running it: a rescheduled order (pause, resume, reassignment,
    closure) keeps one waiting job, not one per deadline it ever had.
 
-Redis failing is the caller's to log: the 15 s sweep records the breach anyway.
+Redis failing is the caller's to log: the 15 s sweep records the breach anyway. So it does
+when two schedulers of one order race (one read the deadline before the other's change): the
+job left waiting finds nothing due, reschedules the order's true next deadline, and the sweep
+covers a deadline that fell between.
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ async def schedule_order(redis: ArqRedis, engine: AsyncEngine, order_id: int) ->
 
 
 async def waiting_jobs(redis: ArqRedis, order_id: int) -> list[tuple[str, float]]:
-    """The order's deadline jobs waiting in the queue, (id, run-at epoch ms), earliest first."""
+    """The order's deadline jobs waiting in the queue, (id, run-at epoch ms), earliest first
+    (tests and diagnostics: it reads the whole queue)."""
     prefix = f"deadline:{order_id}:"
     rows = await redis.zrange(default_queue_name, 0, -1, withscores=True)
     out = []
