@@ -47,7 +47,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *routes.all_routes(),
             create_static_files_router(path="/static", directories=[ROOT / "static"]),
         ],
-        middleware=[AuthMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment())),
         openapi_config=OpenAPIConfig(title="Baoxiu 报事报修 API", version="1", path="/schema"),
@@ -61,6 +60,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
+    # Outside the router, so that an unknown route (404) and every refusal before routing
+    # know the caller and answer in their language.
+    app.asgi_handler = AuthMiddleware(app.asgi_handler)
     return app
 
 

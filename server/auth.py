@@ -8,6 +8,8 @@ while the LISTEN connection is down the cache is bypassed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from urllib.parse import parse_qs
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from server import clock
 from server.domain.vocab import Role
@@ -34,10 +38,12 @@ LANG_COOKIE = "bx_lang"
 CSRF_HEADER = b"x-csrf-token"
 CSRF_FIELD = "_csrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Logging in replaces the session anyway; SameSite=Lax keeps cross-site posts cookie-less.
+# The login forms have no session yet: they are checked against a pre-session cookie.
 CSRF_EXEMPT = frozenset({"/login", "/login/pin"})
+LOGIN_COOKIE = "bx_login"
 TOUCH_EVERY = 60.0  # seconds between idle-timeout refreshes of one session
 CACHE_MAX = 10_000
+_UNAVAILABLE = (RedisError, OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,39 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         rt: Runtime = scope["app"].state.runtime  # type: ignore[index]
+        try:
+            principal = await self._resolve(scope, rt)
+        except _UNAVAILABLE as e:
+            # Redis (sessions) or PostgreSQL (staff) down: a clear 503 page, not a traceback.
+            import logging
+
+            logging.getLogger(__name__).warning("auth lookup failed on %s: %r", scope["path"], e)
+            lang = _cookie(scope, LANG_COOKIE)
+            set_locale(normalize_locale(lang) if lang else rt.settings.default_locale)
+            scope["user"] = None  # type: ignore[typeddict-unknown-key]
+            from server.web.errors import unavailable_raw
+
+            await unavailable_raw(scope, receive, send)
+            return
+        scope["user"] = principal  # type: ignore[typeddict-unknown-key]
+        lang = _cookie(scope, LANG_COOKIE)
+        set_locale(
+            normalize_locale(lang)
+            if lang
+            else (principal.locale if principal else rt.settings.default_locale)
+        )
+        if scope["type"] == "http" and scope["method"] in UNSAFE:
+            expected = _expected_csrf(scope, principal, rt)
+            if expected is not _NO_CHECK:
+                ok, receive = await _csrf_ok(scope, receive, expected)  # type: ignore[arg-type]
+                if not ok:
+                    from server.web.errors import csrf_refused
+
+                    await csrf_refused(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _resolve(self, scope: Scope, rt: Runtime) -> Principal | None:
         store = rt.sessions
         principal: Principal | None = None
         auth = _header(scope, b"authorization")
@@ -253,29 +292,33 @@ class AuthMiddleware:
                 sid = _cookie(scope, SESSION_COOKIE)
                 if sid:
                     principal = await store.from_session(sid)
-        scope["user"] = principal  # type: ignore[typeddict-unknown-key]
-        lang = _cookie(scope, LANG_COOKIE)
-        set_locale(
-            normalize_locale(lang)
-            if lang
-            else (principal.locale if principal else rt.settings.default_locale)
-        )
+        return principal
 
-        if (
-            scope["type"] == "http"
-            and scope["method"] in UNSAFE
-            and principal is not None
-            and principal.via == "session"
-            and scope["path"] not in CSRF_EXEMPT
-            and not scope["path"].startswith("/report/")  # the residents' form acts as nobody
-        ):
-            ok, receive = await _csrf_ok(scope, receive, principal.csrf)
-            if not ok:
-                from server.web.errors import csrf_refused
 
-                await csrf_refused(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+_NO_CHECK = object()
+
+
+def _expected_csrf(scope: Scope, principal: Principal | None, rt: Runtime) -> object:
+    """The token a state-changing request must carry, or _NO_CHECK.
+
+    Session callers: their session's token. The login forms (no session yet): the
+    pre-session token of the `bx_login` cookie, signed with the session secret; a login
+    post without that cookie and its field is refused like any forged form.
+    """
+    path = scope["path"]
+    if path in CSRF_EXEMPT:
+        return login_csrf_token(_cookie(scope, LOGIN_COOKIE), rt.settings.session_secret)
+    if principal is None or principal.via != "session":
+        return _NO_CHECK  # bearer tokens and anonymous posts carry no ambient credentials
+    if path.startswith("/report/"):
+        return _NO_CHECK  # the residents' form acts as nobody
+    return principal.csrf
+
+
+def login_csrf_token(cookie: str | None, secret: str) -> str | None:
+    if not cookie:
+        return None
+    return hmac.new(secret.encode(), b"login:" + cookie.encode(), hashlib.sha256).hexdigest()
 
 
 async def _csrf_ok(scope: Scope, receive: Receive, expected: str | None) -> tuple[bool, Receive]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -346,6 +347,17 @@ def _forward_signals(handler: Any) -> Any:
     return restore
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent process dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 class Supervisor:
     """`baoxiu run`: web server plus a worker restarted when it dies; everything stopped on exit."""
 
@@ -356,7 +368,9 @@ class Supervisor:
         self.stopping = False
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, cwd=ROOT, start_new_session=True)
+        # Own session (a terminal's Ctrl-C reaches only us; we stop them in order), and on Linux
+        # SIGTERM when we die even by SIGKILL, so a killed run leaves no web or worker behind.
+        return subprocess.Popen(argv, cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent)
 
     def start_worker(self) -> None:
         self.worker = self._spawn([sys.executable, "-m", "server.cli", "worker"])

@@ -43,6 +43,21 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_networks(name: str) -> tuple[str, ...]:
+    import ipaddress
+
+    out = []
+    for part in (os.environ.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as e:
+            raise SystemExit(f"{name}: {part!r} is not an IP address or network (e.g. 10.0.0.0/8)") from e
+    return tuple(out)
+
+
 def load_or_create_secrets(run_dir: Path) -> dict[str, str]:
     """Return the generated secrets, creating them on first use (mode 0600)."""
     path = run_dir / "secrets.json"
@@ -70,7 +85,7 @@ class Settings:
     port: int = 8000
     #: WEB_WORKERS — web processes started by `baoxiu serve`.
     web_workers: int = 1
-    #: SESSION_SECRET — signs nothing itself; seeds CSRF tokens. Generated when absent.
+    #: SESSION_SECRET — signs the login forms' CSRF token (sessions are random ids). Generated when absent.
     session_secret: str = ""
     #: IOT_SECRET — shared secret of the elevator monitoring boxes' webhook.
     iot_secret: str = ""
@@ -95,6 +110,9 @@ class Settings:
     test_clock: bool = False
     #: SMS_WEBHOOK_URL — where the development SMS channel posts (empty: log only).
     sms_webhook_url: str = ""
+    #: TRUSTED_PROXIES — comma-separated addresses or networks of the reverse proxies whose
+    #: X-Forwarded-For / X-Forwarded-Proto are believed (empty: none; the peer is the client).
+    trusted_proxies: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -131,4 +149,5 @@ def get_settings() -> Settings:
         sweep_seconds=_env_float("SWEEP_SECONDS", 15.0),
         test_clock=_env_bool("BAOXIU_TEST_CLOCK", False),
         sms_webhook_url=os.environ.get("SMS_WEBHOOK_URL", ""),
+        trusted_proxies=_env_networks("TRUSTED_PROXIES"),
     )

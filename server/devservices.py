@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -212,10 +213,14 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if not self.started_here:
             return
-        with contextlib.suppress(subprocess.CalledProcessError):
+        # Wait for the shutdown checkpoint even on a loaded machine: returning earlier would
+        # leave a postgres behind (still stopping) after `baoxiu run` says it stopped.
+        try:
             self._run_as_owner(
-                [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop"]
+                [_pg_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "300", "stop"]
             )
+        except subprocess.CalledProcessError as e:
+            print(f"baoxiu: embedded PostgreSQL did not stop cleanly: {e.stderr.strip()}", file=sys.stderr)
         self.started_here = False
 
 

@@ -26,3 +26,14 @@ def _register_alerts() -> None:
 
 
 _register_alerts()
+
+
+def _register_report_jobs() -> None:
+    from workers import jobs, report_jobs
+
+    if report_jobs.flush_report_facts not in jobs.EXTRA_FUNCTIONS:
+        jobs.EXTRA_FUNCTIONS.extend(report_jobs.FUNCTIONS)
+        jobs.EXTRA_CRON.extend(report_jobs.CRON)
+
+
+_register_report_jobs()

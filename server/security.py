@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from collections.abc import Iterable
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -52,3 +54,35 @@ def same(a: str | None, b: str | None) -> bool:
 
 def verification_code(digits: int = 6) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(digits))
+
+
+def _in(addr: str, networks: Iterable[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr.strip())
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Iterable[str]) -> str:
+    """The client's address: X-Forwarded-For is believed only when the peer is a trusted proxy.
+
+    Walking the header from the right, each trusted hop is skipped; the first address not
+    trusted is the client (anything left of it may be forged by that client).
+    """
+    trusted = tuple(trusted)
+    peer = peer or "unknown"
+    if not forwarded_for or not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage in the header: fall back to the proxy itself
+    return hops[0] if hops else peer
+
+
+def from_trusted_proxy(peer: str | None, trusted: Iterable[str]) -> bool:
+    return bool(peer) and _in(peer or "", tuple(trusted))

@@ -196,13 +196,21 @@ def login(client: httpx.AsyncClient) -> Any:
     """Log `client` in as a demo user; return the CSRF token of the new session."""
 
     async def do(username: str, password: str = "demo1234") -> str:
-        r = await client.post(
-            "/login", data={"username": username, "password": password}, follow_redirects=False
-        )
+        r = await post_login(client, {"username": username, "password": password})
         assert r.status_code == 303, r.text
         return await csrf_of(client)
 
     return do
+
+
+async def post_login(c: httpx.AsyncClient, data: dict[str, str], path: str = "/login") -> httpx.Response:
+    """Submit a login form the way a browser does: open the form (its CSRF cookie and field), post."""
+    import re
+
+    page = await c.get("/login?pin=1" if path == "/login/pin" else "/login")
+    m = re.search(r'name="_csrf" value="([^"]+)"', page.text)
+    assert m, page.text[:500]
+    return await c.post(path, data={**data, "_csrf": m.group(1)}, follow_redirects=False)
 
 
 async def csrf_of(client: httpx.AsyncClient) -> str:

@@ -83,12 +83,12 @@ def parse_material(raw: object, *, field: str) -> MaterialLine:
     """
     if not isinstance(raw, dict):
         raise DomainError("invalid", N_("Invalid value"), field=field)
-    name = str(raw.get("name") or "").strip()
+    name = str(raw.get("name") or "").replace("\x00", "").strip()
     if not name:
         raise DomainError("invalid", N_("This field is required"), field=f"{field}.name")
     if len(name) > 100:
         raise DomainError("invalid", N_("At most %(max)s characters"), field=f"{field}.name", max=100)
-    unit = str(raw.get("unit") or "").strip()
+    unit = str(raw.get("unit") or "").replace("\x00", "").strip()
     if len(unit) > 10:
         raise DomainError("invalid", N_("At most %(max)s characters"), field=f"{field}.unit", max=10)
     qty = parse_quantity(raw.get("quantity", "1"), field=f"{field}.quantity")

@@ -95,7 +95,7 @@ class Intake:
 
 def _text(raw: Mapping[str, object], key: str) -> str:
     value = raw.get(key)
-    return str(value).strip() if value is not None else ""
+    return str(value).replace("\x00", "").strip() if value is not None else ""
 
 
 def _enum(errors: dict, raw: Mapping[str, object], key: str, enum: type, default: object = None) -> object:

@@ -9,17 +9,24 @@ Statuses: finishing puts an order in `done` (已完工), which is the 待回访 
 closes it. `callback` (待回访) stays in the vocabulary for old data but no step leads there.
 报事 (matters) use the same machine with department handlers instead of engineers:
 assigned (to the department) → accepted → done (handle) → closed (callback).
+
+Each row of ACTIONS says where a step may start, which roles may take it, which person among
+them (`Person`: the assignee, the desk for him, the order's team, its department; a supervisor
+always may), its required and optional inputs, its possible effects and whether it moves the
+clocks. 返修 (reopen) leaves the closed order closed, counts it and opens a linked rework order
+(Effect.LINK_REWORK, carried out by the persistence layer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from server.domain.fees import (
+    MAX_FEN,
     FeeSheet,
     MaterialLine,
     line_json,
@@ -279,7 +286,7 @@ ACTIONS: dict[str, ActionSpec] = {
 
 def _text(inputs: Mapping[str, object], key: str, *, required: bool = True) -> str:
     value = inputs.get(key)
-    text = str(value).strip() if value is not None else ""
+    text = str(value).replace("\x00", "").strip() if value is not None else ""
     if required and not text:
         raise DomainError("invalid", N_("This field is required"), field=key)
     if len(text) > MAX_TEXT:
@@ -287,18 +294,29 @@ def _text(inputs: Mapping[str, object], key: str, *, required: bool = True) -> s
     return text
 
 
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
+
+
 def _int(inputs: Mapping[str, object], key: str) -> int:
+    """A positive id (a number or its digits)."""
     value = inputs.get(key)
-    if isinstance(value, bool):
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 10:
+        number = int(value)
+    if number is None or not 0 < number <= MAX_ID:
         raise DomainError("invalid", N_("Invalid value"), field=key)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise DomainError("invalid", N_("Invalid value"), field=key)
+    return number
 
 
-def _when(inputs: Mapping[str, object], key: str) -> datetime:
+MAX_AHEAD = timedelta(days=5 * 366)  # beyond: a typing slip (20260 for 2026)
+GRACE = timedelta(minutes=5)
+
+
+def _when(inputs: Mapping[str, object], key: str, now: datetime | None = None) -> datetime:
+    """A date and time (naive ones are the project's local time); with `now`, not in the past
+    and not absurdly far ahead."""
     value = inputs.get(key)
     if isinstance(value, datetime):
         dt = value
@@ -311,6 +329,11 @@ def _when(inputs: Mapping[str, object], key: str) -> datetime:
         from zoneinfo import ZoneInfo
 
         dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))  # what a datetime-local field means here
+    if now is not None:
+        if dt < now - GRACE:
+            raise DomainError("invalid", N_("This time is in the past"), field=key)
+        if dt > now + MAX_AHEAD:
+            raise DomainError("invalid", N_("That is too far ahead"), field=key)
     return dt
 
 
@@ -400,7 +423,9 @@ AGREEMENT_FIRST = N_(
 )
 
 
-def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str, object]) -> Transition:
+def _build(
+    spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str, object], now: datetime | None
+) -> Transition:
     a = spec.name
     frm = order.status
     ch: dict[str, object] = {}
@@ -476,14 +501,14 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         to = Status.ON_SITE
     elif a == "pause":
         ch["pause_reason"] = _choice(inputs, "reason", PAUSE_REASONS)
-        ch["promised_at"] = _when(inputs, "promised_at")
+        ch["promised_at"] = _when(inputs, "promised_at", now)
         ch["paused_from"] = frm.value
         to = Status.PAUSED
     elif a == "resume":
         to = order.paused_from or Status.ON_SITE
         ch["paused_from"] = None
     elif a == "promise":
-        ch["promised_at"] = _when(inputs, "promised_at")
+        ch["promised_at"] = _when(inputs, "promised_at", now)
         reason = _text(inputs, "reason", required=False)
         if reason:
             ev["reason"] = reason
@@ -492,6 +517,8 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         labour, lines = _fee_inputs(inputs)
         sheet = FeeSheet(catalog_price_fen=order.catalog_fee_fen, labour_fen=labour, materials=lines)
         total = sheet.total_fen
+        if total > MAX_FEN:
+            raise DomainError("invalid", N_("The amount is too large"), field="labour_yuan")
         if _needs_agreement_first(order, total):
             raise DomainError("invalid", AGREEMENT_FIRST, field="labour_yuan")
         if needs_agreement(total) and total > order.agreed_fen:
@@ -519,10 +546,10 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
         to = Status.DONE
     elif a == "unfinished":
         ch["unfinished_reason"] = _text(inputs, "reason")
-        ch["next_at"] = _when(inputs, "next_at")
+        ch["next_at"] = _when(inputs, "next_at", now)
         to = Status.UNFINISHED
     elif a == "reappoint":
-        ch["appointment_at"] = _when(inputs, "appointment_at")
+        ch["appointment_at"] = _when(inputs, "appointment_at", now)
         ch["assignee_id"] = order.assignee_id
         to = Status.ASSIGNED
     elif a == "handle":
@@ -570,8 +597,18 @@ def _build(spec: ActionSpec, order: OrderView, actor: Actor, inputs: Mapping[str
     return Transition(a, frm, to, ch, ev, tuple(effects))
 
 
-def decide(order: OrderView, action: str, actor: Actor, inputs: Mapping[str, object]) -> Transition:
-    """Check one step against the table and the inputs; return what it changes."""
+def decide(
+    order: OrderView,
+    action: str,
+    actor: Actor,
+    inputs: Mapping[str, object],
+    *,
+    now: datetime | None = None,
+) -> Transition:
+    """Check one step against the table and the inputs; return what it changes.
+
+    With `now`, times given (promised, next visit, appointment) must not lie in the past.
+    """
     spec = ACTIONS.get(action)
     if spec is None:
         raise DomainError("not_found", N_("Unknown action %(action)s"), action=action[:40])
@@ -584,7 +621,7 @@ def decide(order: OrderView, action: str, actor: Actor, inputs: Mapping[str, obj
     if not actor.roles & spec.roles:
         raise DomainError("forbidden", N_("Your role may not do this"))
     check_person(spec, order, actor)
-    return _build(spec, order, actor, inputs)
+    return _build(spec, order, actor, inputs, now)
 
 
 def allowed_actions(order: OrderView, actor: Actor) -> list[str]:

@@ -1,10 +1,11 @@
 """Report arithmetic (DOMAIN.md §8): periods, rates from counts, safe division. Pure.
 
-The database counts (sql/queries/report_orders.sql holds each definition once, for the report,
-its exports and the wall board's panel); this module divides, and words the definitions the page
-shows (DEFINITIONS, NOTES: the same rules as the SQL, sentence by sentence). Every rate is
-``None`` when its denominator is zero ("no data" on screen, "—" in tables and exports), so an
-empty month never divides by zero.
+The database counts (each definition once, for the report, its exports and the wall board's
+panel: an order's facts in order_facts_source of sql/migrations/0014_report_facts.sql, judged
+at the report's moment in sql/queries/report_orders.sql); this module divides, and words the
+definitions the page shows (DEFINITIONS, NOTES: the same rules as the SQL, sentence by
+sentence). Every rate is ``None`` when its denominator is zero ("no data" on screen, "—" in
+tables and exports), so an empty month never divides by zero.
 """
 
 from __future__ import annotations

@@ -266,6 +266,45 @@ async def create_team(
     )
 
 
+async def departments_with_teams(conn: AsyncConnection, project_ids: Iterable[int]) -> Rows:
+    """The departments (shared by every project) with their team count in the given projects."""
+    return (
+        (
+            await conn.execute(
+                text(
+                    "SELECT d.code, d.name, (SELECT count(*) FROM teams t WHERE t.department_code = d.code"
+                    " AND t.project_id = ANY(:ids)) AS teams FROM departments d ORDER BY d.code"
+                ),
+                {"ids": list(project_ids)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+
+
+async def rename_department(conn: AsyncConnection, code: str, name: str) -> str | None:
+    """Set the shown name; return the previous one (None: no such department)."""
+    before = await conn.scalar(text("SELECT name FROM departments WHERE code = :c FOR UPDATE"), {"c": code})
+    if before is not None:
+        await conn.execute(text("UPDATE departments SET name = :n WHERE code = :c"), {"n": name, "c": code})
+    return before
+
+
+async def serves_every_project(conn: AsyncConnection, project_ids: Iterable[int]) -> bool:
+    missing = await conn.scalar(
+        text("SELECT count(*) FROM projects WHERE NOT (id = ANY(:ids))"), {"ids": list(project_ids)}
+    )
+    return not missing
+
+
+async def update_team(conn: AsyncConnection, team_id: int, name: str, department_code: str) -> None:
+    await conn.execute(
+        text("UPDATE teams SET name = :n, department_code = :d WHERE id = :i"),
+        {"n": name, "d": department_code, "i": team_id},
+    )
+
+
 async def set_team_lead(conn: AsyncConnection, team_id: int, lead_id: int | None) -> None:
     await conn.execute(text("UPDATE teams SET lead_id = :l WHERE id = :i"), {"l": lead_id, "i": team_id})
     if lead_id is not None:

@@ -320,6 +320,46 @@ async def dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -
     )
 
 
+async def list_dispatch_rules(conn: AsyncConnection, project_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            "SELECT r.category, r.mode, r.team_id, t.name AS team FROM dispatch_rules r "
+            "LEFT JOIN teams t ON t.id = r.team_id WHERE r.project_id = :p ORDER BY r.category"
+        ),
+        {"p": project_id},
+    )
+    return [dict(r) for r in rows.mappings().all()]
+
+
+async def put_dispatch_rule(
+    conn: AsyncConnection, project_id: int, category: str, team_id: int | None, mode: str
+) -> None:
+    """Set the rule of one category (its team must be of the project)."""
+    if team_id is not None:
+        found = (
+            await conn.execute(
+                text("SELECT 1 FROM teams WHERE id = :t AND project_id = :p"), {"t": team_id, "p": project_id}
+            )
+        ).first()
+        if found is None:
+            raise ValidationErrors({"team_id": (N_("No such team in this project"), {})})
+    await conn.execute(
+        text(
+            "INSERT INTO dispatch_rules (project_id, category, team_id, mode) VALUES (:p, :c, :t, :m) "
+            "ON CONFLICT (project_id, category) DO UPDATE SET team_id = EXCLUDED.team_id, mode = EXCLUDED.mode"
+        ),
+        {"p": project_id, "c": category, "t": team_id, "m": mode},
+    )
+
+
+async def delete_dispatch_rule(conn: AsyncConnection, project_id: int, category: str) -> bool:
+    gone = await conn.execute(
+        text("DELETE FROM dispatch_rules WHERE project_id = :p AND category = :c RETURNING id"),
+        {"p": project_id, "c": category},
+    )
+    return gone.first() is not None
+
+
 async def _saturated(conn: AsyncConnection, project_id: int, team_id: int | None, day: date) -> bool:
     """工作量已饱和 today: the order's team, or (no team) every engineering team of the project."""
     if team_id is not None:
@@ -414,7 +454,8 @@ async def clock_context(conn: AsyncConnection, order_id: int) -> clocks_db.Order
 _ORDER_SQL = """
 SELECT o.*, p.code AS project_code, p.name AS project_name, p.tz,
        a.display_name AS assignee_name, rb.display_name AS received_by_name,
-       t.name AS team_name, d.name AS department_name, ro.number AS reopened_from_number
+       t.name AS team_name, d.name AS department_name, ro.number AS reopened_from_number,
+       po.number AS parent_number
 FROM orders o
 JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
@@ -422,6 +463,7 @@ LEFT JOIN staff rb ON rb.id = o.received_by
 LEFT JOIN teams t ON t.id = o.team_id
 LEFT JOIN departments d ON d.code = o.department_code
 LEFT JOIN orders ro ON ro.id = o.reopened_from_id
+LEFT JOIN orders po ON po.id = o.parent_order_id
 """
 
 
@@ -536,11 +578,20 @@ async def apply_action(
         raise DomainError("not_found", N_("Unknown action %(action)s"), action=action[:40])
     if seen_version != row["version"]:
         raise _conflict(row, action)
-    transition = lifecycle.decide(order_view(row), action, actor.as_lifecycle_actor(), inputs)
+    transition = lifecycle.decide(order_view(row), action, actor.as_lifecycle_actor(), inputs, now=now)
     changes = {k: v for k, v in transition.changes.items() if k in SETTABLE}
     changes = _stamp(changes, transition, now, actor)
     if "assignee_id" in changes and changes["assignee_id"] is not None:
         await _engineer_in_project(conn, int(changes["assignee_id"]), row["project_id"], "assignee_id")
+    if changes.get("team_id") is not None:
+        team = (
+            await conn.execute(
+                text("SELECT 1 FROM teams WHERE id = :t AND project_id = :p"),
+                {"t": changes["team_id"], "p": row["project_id"]},
+            )
+        ).first()
+        if team is None:
+            raise ValidationErrors({"team_id": (N_("No such team in this project"), {})})
 
     sets = ", ".join(
         f"{k} = COALESCE({k}, :c_{k})" if k in FIRST_OCCURRENCE else f"{k} = :c_{k}" for k in changes

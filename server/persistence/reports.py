@@ -314,13 +314,12 @@ async def panel(conn: AsyncConnection, project: ProjectRow, today: date, now: da
     """Return this month's and today's counts for the wall board's panel (the report's definitions).
 
     This month so far is the report's period [1st, today]; unfinished over 24 h is judged at now.
-    Flushes the changed orders' facts first, in the caller's (READ COMMITTED) transaction.
+    The caller flushes the changed orders' facts first (`flush_facts`, in a transaction of its own).
     """
     params = {
         **_params([project], stats.this_month(today), now),
         "today_at": local_midnight(today, project.tz),
     }
-    await flush_facts(conn)
     await _tune(conn)  # in the caller's transaction: SET LOCAL ends with it
     rows = (await conn.execute(_panel_sql(), params)).mappings().all()
     by = {bool(r["is_today"]): dict(r) for r in rows}

@@ -527,6 +527,88 @@ async def team_lead(request: Req, team_id: int) -> Response[str]:
     return await _teams_page(request, project_id, flash=_("Saved"))
 
 
+@post("/admin/teams/{team_id:int}", guards=[staff_guard], opt=ADMIN, status_code=200)
+async def team_edit(request: Req, team_id: int) -> Response[str]:
+    """Rename a team or move it to another department (its members and open orders stay)."""
+    rt, p = who(request)
+    form = await read_form(request)
+    async with rt.engine.connect() as conn:
+        project_id = (await _team(conn, p, team_id))["project_id"]
+
+    async def save(conn: AsyncConnection) -> None:
+        before = await _team(conn, p, team_id)
+        errors: dict[str, str] = {}
+        name = text_field(form, "name", errors, max_len=50)
+        department = form.get("department") or ""
+        if department not in {d.value for d in Department}:
+            errors["department"] = _("Choose a department")
+        if errors:
+            raise Invalid(errors)
+        await admin_db.update_team(conn, team_id, name, department)
+        changes = {
+            k: [before[k], v] for k, v in (("name", name), ("department_code", department)) if before[k] != v
+        }
+        await admin_db.audit(conn, p.staff_id, f"team:{team_id}", "update", changes)
+
+    _unused, errors = await write(rt, save)
+    if errors:
+        return await _teams_page(request, project_id, status=422, errors=errors)
+    return await _teams_page(request, project_id, flash=_("Saved: %(name)s", name=form.get("name") or ""))
+
+
+# ---- departments ----------------------------------------------------------------------------
+# The five departments are the domain's fixed vocabulary (intake routes categories to them), so
+# they are neither added nor removed here; their shown name (on orders, triage and the board) is
+# the company's own. They are shared by every project: only an administrator serving all
+# projects may rename one, so an admin of one 小区 cannot change what another 小区 sees.
+
+
+async def _departments_page(
+    request: Req, *, status: int = 200, errors: dict[str, str] | None = None, flash: str | None = None
+) -> Response[str]:
+    rt, p = who(request)
+    async with rt.engine.connect() as conn:
+        rows = await admin_db.departments_with_teams(conn, p.project_ids)
+        may_rename = await admin_db.serves_every_project(conn, p.project_ids)
+    return page(
+        request,
+        "departments",
+        _("Departments"),
+        status=status,
+        departments=rows,
+        may_rename=may_rename,
+        errors=errors or {},
+        flash=flash,
+    )
+
+
+@get("/admin/departments", guards=[staff_guard], opt=ADMIN)
+async def departments_index(request: Req) -> Response[str]:
+    return await _departments_page(request)
+
+
+@post("/admin/departments/{code:str}", guards=[staff_guard], opt=ADMIN, status_code=200)
+async def department_rename(request: Req, code: str) -> Response[str]:
+    rt, p = who(request)
+    form = await read_form(request)
+
+    async def save(conn: AsyncConnection) -> None:
+        if not await admin_db.serves_every_project(conn, p.project_ids):
+            raise PermissionDeniedException("departments are shared by every project")
+        errors: dict[str, str] = {}
+        name = text_field(form, "name", errors, max_len=20)
+        if errors:
+            raise Invalid(errors)
+        before = await admin_db.rename_department(conn, code, name)
+        need(before is not None)
+        await admin_db.audit(conn, p.staff_id, f"department:{code}", "rename", {"name": [before, name]})
+
+    _unused, errors = await write(rt, save)
+    if errors:
+        return await _departments_page(request, status=422, errors=errors)
+    return await _departments_page(request, flash=_("Saved: %(name)s", name=form.get("name") or ""))
+
+
 # ---- 工作量已饱和 ---------------------------------------------------------------------------
 
 
@@ -594,6 +676,9 @@ ROUTES = [
     teams_index,
     team_create,
     team_lead,
+    team_edit,
+    departments_index,
+    department_rename,
     workload,
     team_saturation,
 ]

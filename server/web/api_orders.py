@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
 from server import clock
 from server.auth import Principal, current, staff_guard
 from server.domain.intake import parse_datetime, validate_intake
+from server.domain.lifecycle import ACTIONS, Person
 from server.domain.messages import N_, DomainError
 from server.domain.vocab import Category, Channel, Kind, Role, Status, Urgency
 from server.persistence import orders as orders_db
@@ -107,6 +108,7 @@ def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None)
         "paid",
         "started_at",
         "reopened_from_number",
+        "parent_number",
         "rework_number",
         "project_code",
         "updated_at",
@@ -114,6 +116,7 @@ def order_json(row: dict[str, Any], history: list[dict[str, Any]] | None = None)
     out: dict[str, Any] = {k: row.get(k) for k in keys}
     out["project"] = out.pop("project_code")
     out["reopened_from"] = out.pop("reopened_from_number")
+    out["spawned_from"] = out.pop("parent_number")
     if out["rework_number"] is None:
         del out["rework_number"]
     out["man_hours"] = str(row["man_hours"]) if row.get("man_hours") is not None else None
@@ -237,11 +240,39 @@ async def run_action(
     return row
 
 
+def actions_doc() -> str:
+    """The steps of the lifecycle table, who may take them and their inputs (for /schema)."""
+    lines = [
+        "One lifecycle step. The body carries `version` (the one you saw) and the step's inputs. "
+        "200 with the new state; 403 when your role or person may not; 404 unknown order or step; "
+        "409 when the order has moved on; 422 naming the input at fault.",
+        "",
+        "| step | from | roles | required | optional |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for spec in ACTIONS.values():
+        person = "" if spec.person is Person.ANYONE else f" ({spec.person.value})"
+        lines.append(
+            f"| `{spec.name}` | {', '.join(sorted(s.value for s in spec.from_statuses))} | "
+            f"{', '.join(sorted(r.value for r in spec.roles))}{person} | {', '.join(spec.required) or '—'} | "
+            f"{', '.join(spec.optional) or '—'} |"
+        )
+    return "\n".join(lines)
+
+
 @post(
-    "/api/v1/orders/{number:str}/actions/{action:str}", guards=[staff_guard], status_code=200, tags=["orders"]
+    "/api/v1/orders/{number:str}/actions/{action:str}",
+    guards=[staff_guard],
+    status_code=200,
+    tags=["orders"],
+    description=actions_doc(),
 )
 async def order_action(
-    request: Request[Any, Any, Any], number: str, action: str, data: dict[str, Any]
+    request: Request[Any, Any, Any],
+    number: str,
+    action: str = Parameter(description="a step of the lifecycle table: " + ", ".join(ACTIONS)),
+    *,
+    data: dict[str, Any],
 ) -> Response[dict[str, Any]]:
     rt: Runtime = request.app.state.runtime
     p = current(request)
@@ -278,4 +309,101 @@ async def spawn_repair(request: Request[Any, Any, Any], number: str, data: Spawn
     )
 
 
-ROUTES = [create_order, get_order, list_orders, order_action, spawn_repair]
+# ---- dispatch per project and category ---------------------------------------------------------
+
+RULE_EDITORS = {"roles": frozenset({Role.ADMIN, Role.SUPERVISOR})}
+
+
+class DispatchRuleIn(msgspec.Struct, kw_only=True):
+    """How new repairs of a category are dispatched: `grab` (the team's pool) or `assign` (the desk)."""
+
+    mode: Literal["grab", "assign"]
+    team_id: int | None = None
+
+
+async def _project_of(conn: Any, p: Principal, code: str) -> int:
+    from sqlalchemy import text
+
+    pid = (await conn.execute(text("SELECT id FROM projects WHERE code = :c"), {"c": code[:20]})).scalar()
+    if pid is None or pid not in p.project_ids:
+        raise DomainError("not_found", N_("Unknown project %(value)s"), field="project", value=code[:20])
+    return pid
+
+
+def _repair_category(category: str) -> str:
+    from server.domain.vocab import REPAIR_CATEGORIES
+
+    if category not in {c.value for c in REPAIR_CATEGORIES}:
+        raise DomainError(
+            "invalid", N_("%(category)s is not a repair category"), field="category", category=category[:40]
+        )
+    return category
+
+
+@get("/api/v1/dispatch-rules", guards=[staff_guard], tags=["orders"])
+async def get_dispatch_rules(request: Request[Any, Any, Any], project: str) -> dict[str, Any]:
+    """The project's dispatch rules; categories without one follow the project's dispatch mode."""
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    async with rt.engine.connect() as conn:
+        pid = await _project_of(conn, p, project)
+        return {"rules": await orders_db.list_dispatch_rules(conn, pid)}
+
+
+@put("/api/v1/dispatch-rules/{category:str}", guards=[staff_guard], opt=RULE_EDITORS, tags=["orders"])
+async def put_dispatch_rule(
+    request: Request[Any, Any, Any], category: str, project: str, data: DispatchRuleIn
+) -> dict[str, Any]:
+    """Set how new repairs of this category are dispatched in the project (supervisor, admin)."""
+    from server.persistence.admin import audit
+
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    _repair_category(category)
+    if data.team_id is not None and not 0 < data.team_id < 2**31:
+        raise DomainError("invalid", N_("Invalid value"), field="team_id")
+    async with rt.engine.begin() as conn:
+        pid = await _project_of(conn, p, project)
+        await orders_db.put_dispatch_rule(conn, pid, category, data.team_id, data.mode)
+        await audit(
+            conn,
+            p.staff_id,
+            f"dispatch:{project}:{category}",
+            "set",
+            {"mode": data.mode, "team_id": data.team_id},
+        )
+        return {"rules": await orders_db.list_dispatch_rules(conn, pid)}
+
+
+@delete(
+    "/api/v1/dispatch-rules/{category:str}",
+    guards=[staff_guard],
+    opt=RULE_EDITORS,
+    tags=["orders"],
+    status_code=204,
+)
+async def delete_dispatch_rule(request: Request[Any, Any, Any], category: str, project: str) -> None:
+    from server.persistence.admin import audit
+
+    rt: Runtime = request.app.state.runtime
+    p = current(request)
+    assert p is not None
+    async with rt.engine.begin() as conn:
+        pid = await _project_of(conn, p, project)
+        if not await orders_db.delete_dispatch_rule(conn, pid, category[:40]):
+            raise DomainError("not_found", N_("Not found"))
+        await audit(conn, p.staff_id, f"dispatch:{project}:{category}", "delete", {})
+
+
+ROUTES = [
+    create_order,
+    get_order,
+    list_orders,
+    order_action,
+    spawn_repair,
+    get_dispatch_rules,
+    put_dispatch_rule,
+    delete_dispatch_rule,
+]

@@ -10,13 +10,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect
 
-from server.auth import LANG_COOKIE, SESSION_COOKIE, current
+from server.auth import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, current, login_csrf_token
 from server.domain.vocab import Role
 from server.i18n import gettext as _
 from server.i18n import normalize_locale
 from server.persistence import staff as staff_db
 from server.runtime import Runtime
-from server.security import verify_password
+from server.security import client_ip, from_trusted_proxy, new_csrf_token, verify_password
 from server.web.templates import render
 
 HOME_OF_ROLE: dict[Role, str] = {
@@ -44,14 +44,21 @@ def _safe_next(value: str | None) -> str | None:
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address login throttling counts: behind a trusted proxy, from X-Forwarded-For."""
+    rt: Runtime = request.app.state.runtime
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), rt.settings.trusted_proxies)
 
 
 def _is_https(request: Request[Any, Any, Any], rt: Runtime) -> bool:
+    peer = request.client.host if request.client else None
     return (
         rt.settings.cookie_secure
         or request.url.scheme == "https"
-        or request.headers.get("x-forwarded-proto") == "https"
+        or (
+            request.headers.get("x-forwarded-proto") == "https"
+            and from_trusted_proxy(peer, rt.settings.trusted_proxies)
+        )
     )
 
 
@@ -63,8 +70,14 @@ def login_page(
     username: str = "",
     pin_mode: bool = False,
 ) -> Response[str]:
+    rt: Runtime = request.app.state.runtime
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    fresh = not cookie
+    if fresh:
+        cookie = new_csrf_token()
     html = render(
         "login.html",
+        login_csrf=login_csrf_token(cookie, rt.settings.session_secret),
         error=error,
         username=username,
         next=_safe_next(request.query_params.get("next")) or "",
@@ -72,7 +85,13 @@ def login_page(
         pin_mode=pin_mode,
         user=None,
     )
-    return Response(html, status_code=status, media_type="text/html")
+    resp: Response[str] = Response(html, status_code=status, media_type="text/html")
+    if fresh:
+        # The pre-session CSRF cookie of the login forms (see server.auth._expected_csrf).
+        resp.set_cookie(
+            LOGIN_COOKIE, cookie, httponly=True, samesite="lax", secure=_is_https(request, rt), path="/login"
+        )
+    return resp
 
 
 @get("/login", sync_to_thread=False)

@@ -220,6 +220,34 @@ async def _order_page_context(rt: Runtime, p: Principal, number: str) -> dict[st
             .mappings()
             .all()
         )
+        teams = (
+            (
+                await conn.execute(
+                    text("SELECT id, name FROM teams WHERE project_id = :p ORDER BY id"),
+                    {"p": row["project_id"]},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        departments = (
+            (await conn.execute(text("SELECT code, name FROM departments ORDER BY code"))).mappings().all()
+        )
+        reworks = (
+            (
+                await conn.execute(
+                    text("SELECT number, status FROM orders WHERE reopened_from_id = :o ORDER BY id"),
+                    {"o": row["id"]},
+                )
+            )
+            .mappings()
+            .all()
+        )
+        designated_name = (
+            await conn.execute(
+                text("SELECT display_name FROM staff WHERE id = :s"), {"s": row["designated_engineer_id"]}
+            )
+        ).scalar()
     view = orders_db.order_view(row)
     allowed = lifecycle.allowed_actions(view, actor_of(p).as_lifecycle_actor())
     can_spawn = (
@@ -236,6 +264,10 @@ async def _order_page_context(rt: Runtime, p: Principal, number: str) -> dict[st
         "allowed": allowed,
         "specs": lifecycle.ACTIONS,
         "engineers": engineers,
+        "teams": teams,
+        "departments": departments,
+        "reworks": reworks,
+        "designated_name": designated_name,
         "now": clock.now(),
         "user": p,
         "can_spawn": can_spawn,
@@ -274,12 +306,20 @@ async def order_do(request: Request[Any, Any, Any], number: str, action: str, da
     p = current(request)
     assert p is not None
     body: dict[str, Any] = {k: v for k, v in data.items() if v != ""}
-    await run_action(rt, p, number, action, body)
+    row = await run_action(rt, p, number, action, body)
     ctx = await _order_page_context(rt, p, number)
+    flash = (
+        translate(
+            N_("%(number)s: rework order %(rework)s opened"),
+            {"number": number, "rework": row["rework_number"]},
+        )
+        if row.get("rework_number")
+        else translate(N_("Done: %(action)s"), {"action": action_label(action)})
+    )
     html = render(
         "fragments/order_main.html" if is_htmx(request) else "order.html",
         request_path=f"/orders/{number}",
-        flash=translate(N_("Done: %(action)s"), {"action": action_label(action)}),
+        flash=flash,
         **ctx,
     )
     return Response(html, media_type="text/html")

@@ -19,6 +19,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from server.domain.messages import DomainError, ValidationErrors
 from server.i18n import gettext as _
@@ -180,21 +182,58 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 }
 
 
-async def csrf_refused(scope: Any, receive: Any, send: Any) -> None:
-    """Raw ASGI answer from the auth middleware (runs before routing)."""
+def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Redis or PostgreSQL unreachable mid-request: 503 in the user's language, not a 500."""
+    log.warning("service unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(request, 503, "unavailable", unavailable_message())
+
+
+def unavailable_message() -> str:
+    return _("The service is temporarily unavailable; please try again in a minute")
+
+
+EXCEPTION_HANDLERS[RedisError] = unavailable_handler
+EXCEPTION_HANDLERS[OperationalError] = unavailable_handler
+EXCEPTION_HANDLERS[InterfaceError] = unavailable_handler
+EXCEPTION_HANDLERS[ConnectionError] = unavailable_handler  # the builtin: a refused socket
+
+
+def _scope_header(scope: Any, name: bytes) -> str:
+    for k, v in scope.get("headers", []):
+        if k == name:
+            return v.decode("latin-1")
+    return ""
+
+
+async def _raw_error(scope: Any, send: Any, status: int, code: str, message: str) -> None:
+    """Answer from the auth middleware (before routing): JSON, an htmx flash, or a full page."""
     path = scope.get("path", "")
-    message = _("Your form has expired; reload the page and try again")
-    if path.startswith("/api/"):
-        body = json.dumps({"error": {"code": "csrf", "message": message}}, ensure_ascii=False).encode()
+    headers: list[tuple[bytes, bytes]] = []
+    if path.startswith("/api/") or _scope_header(scope, b"authorization").lower().startswith("bearer"):
+        body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode()
         ctype = b"application/json"
-    else:
+    elif _scope_header(scope, b"hx-request") == "true":
         body = render("fragments/flash.html", level="error", message=message, fields={}).encode()
+        ctype = b"text/html; charset=utf-8"
+        target = _scope_header(scope, b"x-error-target") or "#flash"
+        headers += [(b"hx-retarget", target.encode("latin-1")), (b"hx-reswap", b"innerHTML")]
+    else:
+        body = render("error.html", status=status, message=message, fields={}, user=None).encode()
         ctype = b"text/html; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
-            "status": 403,
-            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+            "status": status,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def csrf_refused(scope: Any, receive: Any, send: Any) -> None:
+    message = _("Your form has expired; reload the page and try again")
+    await _raw_error(scope, send, 403, "csrf", message)
+
+
+async def unavailable_raw(scope: Any, receive: Any, send: Any) -> None:
+    await _raw_error(scope, send, 503, "unavailable", unavailable_message())

@@ -87,7 +87,9 @@ async def public_submit(request: Request[Any, Any, Any], code: str, data: Form) 
     }
     if data.get("website"):  # the honeypot field people never see
         return _page(project, {}, {}, done={"number": "—"})
-    ip = request.client.host if request.client else "unknown"
+    from server.web.auth_routes import _client_ip
+
+    ip = _client_ip(request)  # behind the reverse proxy: the resident's address, not nginx's
     phone = normalize_phone(form.get("reporter_phone", "")) or ""
     try:
         limited = await _over_limit(rt, f"pub:ip:{ip}", PER_IP_PER_HOUR) or (

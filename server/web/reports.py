@@ -503,7 +503,9 @@ async def report_panel(request: Request[Any, Any, Any], project: OptQuery = None
     p = current(request)
     assert p is not None
     now = clock.now()
-    async with rt.engine.begin() as conn:  # commits the facts the panel flushes
+    async with rt.engine.begin() as conn:  # a short transaction of its own (see flush_facts)
+        await reports_db.flush_facts(conn)
+    async with rt.engine.connect() as conn:
         projects = await scope(conn, p, project)
         proj = projects[0]
         figures = await reports_db.panel(conn, proj, today_in([proj], now), now)

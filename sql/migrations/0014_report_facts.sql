@@ -81,7 +81,10 @@ SELECT o.id AS order_id, o.project_id, o.received_at,
                  '[)') AS open_span
 FROM orders o
 CROSS JOIN LATERAL (
-    SELECT least(CASE WHEN o.status IN ('done', 'callback', 'closed', 'cancelled') THEN o.finished_at END,
+    -- A settled order is never open, even one settled without its timestamps (data moved in
+    -- from elsewhere): it then counts as settled when received.
+    SELECT least(CASE WHEN o.status IN ('done', 'callback', 'closed', 'cancelled')
+                      THEN coalesce(o.finished_at, o.cancelled_at, o.received_at) END,
                  o.cancelled_at) AS settled_at
 ) s
 LEFT JOIN LATERAL (

@@ -18,6 +18,16 @@ from server.security import new_token, token_hash
 from tests.browser.conftest import LiveServer, _free_port, shot
 from tests.integration.test_board import _project_id, alert_for, close_orders, frozen_chain, make_order
 
+
+async def context_login(context: Any, base: str, username: str) -> Any:
+    """Log a browser context in over HTTP: open the form (its CSRF cookie and field), post it."""
+    page = await context.request.get(f"{base}/login")
+    token = re.search(r'name="_csrf" value="([^"]+)"', await page.text()).group(1)
+    return await context.request.post(
+        f"{base}/login", form={"username": username, "password": "demo1234", "_csrf": token}, max_redirects=0
+    )
+
+
 pytestmark = pytest.mark.browser
 
 POLL = 2.0  # BOARD_POLL_SECONDS default
@@ -390,9 +400,7 @@ async def test_an_entrapment_alert_rings_until_a_supervisor_acknowledges_it(
         )
     context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     try:
-        r = await context.request.post(
-            f"{live_server.url}/login", form={"username": "zhuguan", "password": "demo1234"}, max_redirects=0
-        )
+        r = await context_login(context, live_server.url, "zhuguan")
         assert r.status == 303
         page = await context.new_page()
         await page.goto(f"{live_server.url}/board?project=DEMO")
@@ -481,9 +489,7 @@ async def test_a_stopped_server_greys_the_board_and_its_return_restores_it(page,
 async def test_an_expired_session_on_the_wall_shows_the_login_prompt(browser, live_server, engine, redis):
     context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     try:
-        r = await context.request.post(
-            f"{live_server.url}/login", form={"username": "jiankong", "password": "demo1234"}, max_redirects=0
-        )
+        r = await context_login(context, live_server.url, "jiankong")
         assert r.status == 303
         page = await context.new_page()
         await page.goto(f"{live_server.url}/board?project=DEMO")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -20,6 +22,7 @@ from tests.work_orders import column, new_order, retire, staff_id
 
 pytestmark = pytest.mark.browser
 
+CST = ZoneInfo("Asia/Shanghai")
 TABLET_SIZES = [("portrait", 800, 1280), ("landscape", 1280, 800), ("phone", 390, 844)]
 
 
@@ -283,6 +286,39 @@ async def test_a_half_typed_finish_form_and_an_open_dialog_survive_polls(tablet_
     assert await column(engine, number, "total_fen") == 6000
 
 
+async def test_the_engineer_promises_a_time_and_finishes_with_the_customer_s_checked_material(
+    tablet_page, live_server, engine
+):
+    number = await new_order(engine, "6-1-701", "承诺与自备材料")
+    try:
+        await act(engine, number, "grab", "shifu1")
+        await act(engine, number, "arrive", "shifu1", code=await column(engine, number, "verification_code"))
+        page = tablet_page
+        await pin_login(page, live_server.url, "shifu1")
+        card = page.locator(f"#o-{number}")
+        await card.locator("summary", has_text="承诺").click()
+        promised = (clock.now() + timedelta(hours=3)).astimezone(CST).strftime("%Y-%m-%dT%H:%M")
+        await card.locator("details[open] input[name=promised_at]").fill(promised)
+        await card.locator("button[data-action=promise]").click()
+        await page.locator("#tablet-list .flash-ok").wait_for(timeout=5000)
+        assert await column(engine, number, "promised_at") is not None
+        card = page.locator(f"#o-{number}")
+        await card.locator("summary", has_text="完工").click()
+        await card.locator("input[name=result]").fill("用业主自购龙头更换")
+        await card.locator("input[name=material_name]").fill("水龙头")
+        await card.locator("select[name=material_provided_by]").select_option("customer")
+        await card.locator("button[data-action=finish]").click()
+        # A customer's material needs its check: said on the card, nothing saved.
+        await card.locator(".field-error, .flash-error").first.wait_for(timeout=5000)
+        assert await column(engine, number, "status") == "on_site"
+        await card.locator("select[name=material_verified]").select_option("ok")
+        await card.locator("button[data-action=finish]").click()
+        await page.locator(f"#d-{number}[data-status=done]").wait_for(timeout=5000)
+        assert await column(engine, number, "total_fen") == 0  # the customer's own material costs nothing
+    finally:
+        await retire(engine, number)
+
+
 async def test_the_engineer_grabs_arrives_with_the_code_and_finishes_on_a_tablet(
     tablet_page, live_server, engine
 ):
@@ -353,7 +389,11 @@ async def test_two_engineers_grab_at_once_and_the_loser_is_told_in_place(browser
             await p.locator(f"#p-{number} button[data-action=grab]").wait_for()
         # Both thumbs at once: exactly one wins.
         await asyncio.gather(*(p.locator(f"#p-{number} button[data-action=grab]").tap() for p in (a, b)))
-        winner = await column(engine, number, "assignee_id")
+        winner = None
+        for _ in range(50):  # a tap returns when it is sent, not when its request is answered
+            if (winner := await column(engine, number, "assignee_id")) is not None:
+                break
+            await asyncio.sleep(0.1)
         won, lost, name = (a, b, "张师傅") if winner == await staff_id(engine, "shifu1") else (b, a, "刘师傅")
         await won.locator(f"#o-{number}").wait_for(timeout=5000)
         gone = lost.locator(f"#g-{number} .flash-error")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import csrf_of
+from tests.conftest import csrf_of, post_login
 
 HX = {"HX-Request": "true"}
 
@@ -20,7 +20,7 @@ async def _id(engine: Any, sql: str, **params: Any) -> Any:
 
 
 async def _login(c: Any, username: str) -> str:
-    r = await c.post("/login", data={"username": username, "password": "demo1234"})
+    r = await post_login(c, {"username": username, "password": "demo1234"})
     assert r.status_code == 303, r.text
     return await csrf_of(c)
 
@@ -96,6 +96,68 @@ async def test_another_projects_pages_do_not_exist_for_the_admin(client, login, 
     assert "other_kefu" not in (await client.get("/admin/staff")).text
 
 
+async def test_the_admin_cannot_write_another_projects_data(client, login, engine):
+    """Every admin write naming another project's row is a 404, and nothing changes there."""
+    token = await login("admin")
+    other = await _id(engine, "SELECT id FROM projects WHERE code = 'OTHER'")
+    other_kefu = await _id(engine, "SELECT id FROM staff WHERE username = 'other_kefu'")
+    demo = await _id(engine, "SELECT id FROM projects WHERE code = 'DEMO'")
+
+    async def snapshot() -> tuple[Any, ...]:
+        async with engine.connect() as conn:
+            return tuple(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM buildings WHERE project_id = :p),"
+                            " (SELECT count(*) FROM rooms r JOIN buildings b ON b.id = r.building_id"
+                            "   WHERE b.project_id = :p),"
+                            " (SELECT count(*) FROM public_areas WHERE project_id = :p),"
+                            " (SELECT count(*) FROM teams WHERE project_id = :p),"
+                            " (SELECT name FROM projects WHERE id = :p),"
+                            " (SELECT row(active, password_hash, role, display_name)::text FROM staff WHERE id = :s)"
+                        ),
+                        {"p": other, "s": other_kefu},
+                    )
+                ).one()
+            )
+
+    before = await snapshot()
+    writes = [
+        (f"/admin/projects/{other}", {"name": "改名", "tz": "Asia/Shanghai"}),
+        (f"/admin/projects/{other}/buildings", {"b_code": "9", "b_name": "9栋"}),
+        (f"/admin/projects/{other}/rooms", {"building": "1", "room": "101"}),
+        (
+            f"/admin/projects/{other}/rooms/bulk",
+            {"building": "1", "floors": "2", "units": "1", "per_floor": "2"},
+        ),
+        (f"/admin/projects/{other}/areas", {"area_name": "大堂"}),
+        (f"/admin/projects/{other}/teams", {"name": "抢来的班", "department": "engineering"}),
+        (f"/admin/staff/{other_kefu}", {"display_name": "改了", "role": "admin", "projects": str(demo)}),
+        (f"/admin/staff/{other_kefu}/active", {"active": "0"}),
+        (f"/admin/staff/{other_kefu}/password", {"password": "longenough9"}),
+    ]
+    for path, data in writes:
+        r = await client.post(path, headers=HX, data={"_csrf": token, **data})
+        assert r.status_code == 404, (path, r.status_code)
+    # Nor can the admin put a new person into a project they do not serve.
+    r = await client.post(
+        "/admin/staff",
+        headers=HX,
+        data={
+            "_csrf": token,
+            "username": _unique("intruder"),
+            "display_name": "外人",
+            "role": "dispatcher",
+            "password": "longenough1",
+            "projects": str(other),
+        },
+    )
+    assert r.status_code in (404, 422)
+    assert await _id(engine, "SELECT count(*) FROM staff WHERE display_name = '外人'") == 0
+    assert await snapshot() == before
+
+
 # ---- staff ------------------------------------------------------------------------------------
 
 
@@ -122,7 +184,7 @@ async def test_a_new_staff_member_can_log_in_until_disabled(client, login, new_c
     assert await _id(engine, "SELECT count(*) FROM staff_projects WHERE staff_id = :s", s=sid) == 1
 
     async with new_client() as person:
-        r = await person.post("/login", data={"username": username, "password": "longenough1"})
+        r = await post_login(person, {"username": username, "password": "longenough1"})
         assert r.status_code == 303
         assert (await person.get("/account")).status_code == 200
         r = await client.post(f"/admin/staff/{sid}/active", headers=HX, data={"_csrf": token, "active": "0"})
@@ -130,7 +192,7 @@ async def test_a_new_staff_member_can_log_in_until_disabled(client, login, new_c
         # The very next request of the disabled person: back to the login page.
         r = await person.get("/account")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
-        r = await person.post("/login", data={"username": username, "password": "longenough1"})
+        r = await post_login(person, {"username": username, "password": "longenough1"})
         assert r.status_code != 303
     assert await _id(engine, "SELECT active FROM staff WHERE id = :s", s=sid) is False
     assert await _events(engine, f"staff:{sid}") == ["create", "disable"]
@@ -225,7 +287,7 @@ async def test_the_admin_edits_role_projects_and_resets_the_password(client, log
     )
     assert r.status_code == 200
     async with new_client() as person:
-        r = await person.post("/login/pin", data={"username": username, "pin": "4321"})
+        r = await post_login(person, {"username": username, "pin": "4321"}, "/login/pin")
         assert r.status_code == 303
     assert await _events(engine, f"staff:{sid}") == ["create", "update", "reset_password"]
     # Leaving the rest of the suite's staff lists as they were.
@@ -800,3 +862,138 @@ async def test_odd_input_is_refused_not_a_server_error(client, login, engine):
     assert r.status_code == 200
     sid = await _id(engine, "SELECT id FROM suppliers WHERE name = :n", n=name.replace("\x00", ""))
     await client.post(f"/admin/suppliers/{sid}/active", data={"_csrf": token, "active": "0"})
+
+
+async def test_teams_are_renamed_and_moved_but_not_across_projects(client, login, new_client, engine):
+    token = await login("admin")
+    code = _unique("TE").upper()[:8]
+    await client.post(
+        "/admin/projects",
+        data={
+            "_csrf": token,
+            "code": code,
+            "name": "班组改名",
+            "tz": "Asia/Shanghai",
+            "desk_opens": "09:00",
+            "desk_closes": "17:30",
+            "dispatch_mode": "grab",
+        },
+    )
+    pid = await _id(engine, "SELECT id FROM projects WHERE code = :c", c=code)
+    for name in ("水电班", "保洁一组"):
+        r = await client.post(
+            f"/admin/projects/{pid}/teams",
+            headers=HX,
+            data={"_csrf": token, "name": name, "department": "engineering"},
+        )
+        assert r.status_code == 200, r.text
+    tid = await _id(engine, "SELECT id FROM teams WHERE project_id = :p AND name = '保洁一组'", p=pid)
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "保洁二组", "department": "cleaning"}
+    )
+    assert r.status_code == 200 and "保洁二组" in r.text
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT name, department_code FROM teams WHERE id = :t"), {"t": tid})
+        ).one()
+    assert tuple(row) == ("保洁二组", "cleaning")
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "水电班", "department": "cleaning"}
+    )
+    assert r.status_code == 422 and 'data-field="name"' in r.text  # the other team's name
+    r = await client.post(
+        f"/admin/teams/{tid}", headers=HX, data={"_csrf": token, "name": "保洁二组", "department": "forestry"}
+    )
+    assert r.status_code == 422 and 'data-field="department"' in r.text
+    assert await _id(engine, "SELECT name FROM teams WHERE id = :t", t=tid) == "保洁二组"
+    assert await _events(engine, f"team:{tid}") == ["create", "update"]
+    # Another project's team does not exist for this admin; a supervisor may not edit teams.
+    other = await _id(engine, "SELECT id FROM projects WHERE code = 'OTHER'")
+    async with engine.begin() as conn:
+        other_team = (
+            await conn.execute(
+                text(
+                    "INSERT INTO teams (project_id, department_code, name) VALUES (:p, 'engineering', :n)"
+                    " RETURNING id"
+                ),
+                {"p": other, "n": _unique("别人的班组")},
+            )
+        ).scalar_one()
+    r = await client.post(
+        f"/admin/teams/{other_team}",
+        headers=HX,
+        data={"_csrf": token, "name": "抢来的", "department": "cleaning"},
+    )
+    assert r.status_code == 404
+    assert await _id(engine, "SELECT department_code FROM teams WHERE id = :t", t=other_team) == "engineering"
+    async with new_client() as c:
+        sup = await _login(c, "zhuguan")
+        r = await c.post(
+            f"/admin/teams/{tid}",
+            headers=HX,
+            data={"_csrf": sup, "name": "主管改的", "department": "cleaning"},
+        )
+        assert r.status_code == 403
+
+
+async def test_departments_are_listed_and_renamed_only_by_an_admin_of_every_project(
+    client, login, new_client, engine
+):
+    token = await login("admin")
+    r = await client.get("/admin/departments")
+    assert r.status_code == 200
+    for name in ("工程部", "秩序部", "客服部", "保洁", "绿化"):
+        assert name in r.text
+    # The demo admin serves DEMO only: departments are shared with OTHER, so no renaming.
+    assert 'action="/admin/departments/order"' not in r.text
+    r = await client.post("/admin/departments/order", headers=HX, data={"_csrf": token, "name": "安保部"})
+    assert r.status_code == 403
+    assert await _id(engine, "SELECT name FROM departments WHERE code = 'order'") == "秩序部"
+    # An administrator of every project may.
+    async with engine.begin() as conn:
+        admin_id = (await conn.execute(text("SELECT id FROM staff WHERE username = 'admin'"))).scalar_one()
+        served = (
+            (
+                await conn.execute(
+                    text("SELECT project_id FROM staff_projects WHERE staff_id = :s"), {"s": admin_id}
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO staff_projects (staff_id, project_id) SELECT :s, id FROM projects"
+                " ON CONFLICT DO NOTHING"
+            ),
+            {"s": admin_id},
+        )
+        await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"staff:{admin_id}"})
+    try:
+        async with new_client() as c:
+            tok = await _login(c, "admin")
+            r = await c.get("/admin/departments")
+            assert 'action="/admin/departments/order"' in r.text
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": ""})
+            assert r.status_code == 422 and 'data-field="name"' in r.text
+            r = await c.post("/admin/departments/nonesuch", headers=HX, data={"_csrf": tok, "name": "x"})
+            assert r.status_code == 404
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": "安保部"})
+            assert r.status_code == 200 and "安保部" in r.text
+            assert await _id(engine, "SELECT name FROM departments WHERE code = 'order'") == "安保部"
+            assert (await _events(engine, "department:order"))[-1] == "rename"
+            r = await c.post("/admin/departments/order", headers=HX, data={"_csrf": tok, "name": "安" * 21})
+            assert r.status_code == 422 and 'data-field="name"' in r.text
+        from sqlalchemy.exc import IntegrityError
+
+        with pytest.raises(IntegrityError):  # the schema holds the same rule for other writers
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE departments SET name = '  ' WHERE code = 'order'"))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE departments SET name = '秩序部' WHERE code = 'order'"))
+            await conn.execute(
+                text("DELETE FROM staff_projects WHERE staff_id = :s AND NOT (project_id = ANY(:keep))"),
+                {"s": admin_id, "keep": list(served)},
+            )
+            await conn.execute(text("SELECT pg_notify('auth', :p)"), {"p": f"staff:{admin_id}"})

@@ -7,6 +7,8 @@ import re
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import post_login
+
 FORM = {
     "project": "DEMO",
     "kind": "repair",
@@ -67,7 +69,7 @@ async def test_the_tablet_grabs_and_a_second_tap_is_told_who_won(client, new_cli
     number = await _register(client, token)
     async with new_client() as a, new_client() as b:
         for c, user in ((a, "shifu1"), (b, "shifu2")):
-            r = await c.post("/login/pin", data={"username": user, "pin": "2580"})
+            r = await post_login(c, {"username": user, "pin": "2580"}, "/login/pin")
             assert r.status_code == 303
         tokens = []
         for c in (a, b):

@@ -427,3 +427,98 @@ async def _report(engine: Any, pid: int, period: stats.Period, now: datetime) ->
     async with engine.connect() as conn:
         projects = await reports_db.projects_of(conn, frozenset({pid}))
     return await reports_db.full_report(engine, projects, period, now)
+
+
+async def test_the_worker_flushes_the_changed_orders_once_a_minute(engine, demo_id):
+    from workers import report_jobs
+    from workers.settings import WorkerSettings
+
+    assert any(getattr(c, "name", "") == "cron:flush_report_facts" for c in WorkerSettings.cron_jobs)
+    raw = {
+        "project": "DEMO", "kind": "matter", "category": "loss", "urgency": "normal",
+        "summary": "事实测试 worker", "content": "", "reporter_name": "测试",
+        "reporter_phone": "13800000000", "channel": "phone", "room": "1-1-101",
+    }  # fmt: skip
+    async with engine.begin() as conn:
+        reg = await orders_db.register(
+            conn, validate_intake(raw, now=t(9, 1, 9)), await _actor(conn, "kefu"), t(9, 1, 9)
+        )
+        await reports_db.flush_facts(conn)
+        oid = (
+            await conn.execute(text("SELECT id FROM orders WHERE number = :n"), {"n": reg.number})
+        ).scalar_one()
+        await conn.execute(text("UPDATE orders SET man_hours = 1.25 WHERE id = :o"), {"o": oid})
+    async with engine.connect() as conn:
+        before = (
+            await conn.execute(text("SELECT man_hours FROM order_facts WHERE order_id = :o"), {"o": oid})
+        ).scalar()
+    assert before != 1.25  # marked, not yet recomputed
+    assert await report_jobs.flush_report_facts({"engine": engine}) >= 1
+    async with engine.connect() as conn:
+        after = (
+            await conn.execute(text("SELECT man_hours FROM order_facts WHERE order_id = :o"), {"o": oid})
+        ).scalar()
+    assert float(after) == 1.25
+
+
+DIFFERENCES = """
+SELECT count(*) FROM order_facts f FULL JOIN order_facts_source s ON s.order_id = f.order_id
+WHERE (f.*) IS DISTINCT FROM (s.*)
+"""
+
+
+async def test_steps_and_flushes_racing_leave_every_orders_facts_exact(engine, demo_id):
+    """Orders changing in parallel while reports flush: afterwards every order's facts are exact."""
+    import asyncio
+
+    async def one(i: int) -> None:
+        raw = {
+            "project": "DEMO", "kind": "repair", "category": "plumbing", "urgency": "normal",
+            "summary": f"事实测试 race {i}", "content": "", "reporter_name": "测试",
+            "reporter_phone": "13800000000", "channel": "phone", "room": "1-1-101",
+        }  # fmt: skip
+        at = t(10, 1 + i, 9)
+        async with engine.begin() as conn:
+            reg = await orders_db.register(conn, validate_intake(raw, now=at), await _actor(conn, "kefu"), at)
+        number, version = reg.number, reg.version
+        for k, (action, inputs) in enumerate(
+            [
+                ("grab", {}),
+                ("arrive", {"code": reg.verification_code}),
+                ("finish", FIN),
+                ("callback", cb("satisfied")),
+            ]
+        ):
+            async with engine.begin() as conn:
+                actor = await _actor(conn, "kefu" if action == "callback" else "shifu1")
+                row = await orders_db.apply_action(
+                    conn, number, action, version, actor, inputs, at + timedelta(minutes=5 * (k + 1))
+                )
+                version = row["version"]
+
+    async def flusher(stop: asyncio.Event) -> int:
+        n = 0
+        while not stop.is_set():
+            async with engine.begin() as conn:
+                n += await reports_db.flush_facts(conn)
+            await asyncio.sleep(0)
+        return n
+
+    stop = asyncio.Event()
+    flushers = [asyncio.create_task(flusher(stop)) for _ in range(2)]
+    await asyncio.gather(*(one(i) for i in range(6)))
+    stop.set()
+    flushed = sum(await asyncio.gather(*flushers))
+    assert flushed > 0  # the flushes ran while the orders changed
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(DIFFERENCES))).scalar_one() == 0
+    async with engine.begin() as conn:  # one more change, not flushed yet: the check sees it
+        await conn.execute(text("UPDATE orders SET man_hours = 2.5 WHERE summary = '事实测试 race 0'"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(DIFFERENCES))).scalar_one() == 1
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(DIFFERENCES))).scalar_one() == 0

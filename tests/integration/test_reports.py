@@ -594,6 +594,8 @@ async def test_a_burst_of_reports_shares_a_small_pool_without_running_dry(settin
 
 async def test_the_panel_counts_exactly_as_the_report_does(engine, data):
     now = jan(20, 9, 10)
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
     async with engine.connect() as conn:
         project = (await reports_db.projects_of(conn, frozenset({data.project_id})))[0]
         figures = await reports_db.panel(conn, project, now.date(), now)
@@ -605,6 +607,8 @@ async def test_the_panel_counts_exactly_as_the_report_does(engine, data):
 
 async def test_the_panels_unfinished_count_is_the_wall_boards_list(engine, data):
     now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await reports_db.flush_facts(conn)
     async with engine.connect() as conn:
         project = (await reports_db.projects_of(conn, frozenset({data.project_id})))[0]
         figures = await reports_db.panel(conn, project, now.astimezone(CST).date(), now)
@@ -975,6 +979,17 @@ async def test_empty_period_exports_dashes_not_errors(client, login, data):
         if x and x[0] == "全部"
     )
     assert row[1] == 0 and row[3] == "—"
+
+
+async def test_an_empty_month_shows_zeros_and_no_data_on_the_page(client, login, data):
+    await login("jingli")
+    r = await client.get("/reports", params={"project": "DEMO", "month": "2024-06"})  # no orders
+    assert r.status_code == 200
+    page = Tables(r.text)
+    for attr, _name, _text in stats.DEFINITIONS:
+        value, counts = kpi(page, attr)
+        assert value == "无数据" and counts.startswith("0 / 0"), (attr, value, counts)
+    assert "无数据" in r.text.split('id="breaches"')[0]  # the charts say so too, never a division error
 
 
 async def test_all_my_projects_is_a_scope_too(client, login, data):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import post_login
 from tests.work_orders import new_order, retire, staff_id
 
 HX = {"HX-Request": "true"}
@@ -56,7 +57,7 @@ def card_html(page: str, number: str, prefix: str = "o") -> str:
 
 
 async def pin_login(c: Any, username: str) -> str:
-    r = await c.post("/login/pin", data={"username": username, "pin": "2580"})
+    r = await post_login(c, {"username": username, "pin": "2580"}, "/login/pin")
     assert r.status_code == 303
     page = await c.get("/tablet")
     return re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
@@ -421,7 +422,7 @@ async def test_a_supervisor_of_several_projects_filters_by_project_and_sees_a_pr
     number = await new_order(engine, "6-2-901", "多项目")
     try:
         async with new_client() as c:
-            r = await c.post("/login", data={"username": "two_sites", "password": "demo1234"})
+            r = await post_login(c, {"username": "two_sites", "password": "demo1234"})
             assert r.status_code == 303
             page = (await c.get("/triage")).text
             assert 'name="project"' in page and "全部项目" in page
@@ -432,3 +433,151 @@ async def test_a_supervisor_of_several_projects_filters_by_project_and_sees_a_pr
             assert (await c.get("/triage/rows", params={"project": "NOPE"}, headers=HX)).status_code == 422
     finally:
         await retire(engine, number)
+
+
+# ---- the order page: every field of the paper form, and the steps with their inputs -------------
+
+
+async def test_the_order_page_transfers_back_to_the_pool_and_shows_the_work_record(client, login, engine):
+    number = await new_order(engine, "6-2-701", "<b>页面</b>转派")
+    try:
+        token = await login("shifu1")
+        h = {"X-CSRF-Token": token, **HX}
+        r = await client.post(f"/orders/{number}/do/grab", data={"version": "1"}, headers=h)
+        assert r.status_code == 200
+        assert 'name="team_id"' in r.text and 'name="department"' in r.text  # transfer's targets
+        r = await client.post(f"/orders/{number}/do/transfer", data={"version": "2", "reason": ""}, headers=h)
+        assert r.status_code == 422  # the reason is required, said in place and naming the field
+        assert 'data-field="reason"' in r.text and "原因" in r.text
+        r = await client.post(
+            f"/orders/{number}/do/transfer", data={"version": "2", "reason": "手头有急活"}, headers=h
+        )
+        assert r.status_code == 200
+        row = await order_row(engine, number)
+        assert (row["status"], row["assignee_id"]) == ("pooled", None)
+        assert "&lt;b&gt;页面&lt;/b&gt;" in r.text and "<b>页面</b>" not in r.text  # escaped
+        assert "手头有急活" in r.text  # on the timeline
+    finally:
+        await retire(engine, number)
+
+
+async def test_the_order_page_shows_materials_fees_and_the_rework_link(client, login, engine):
+    from server import clock
+    from server.persistence import orders as orders_db
+    from server.persistence import staff as staff_db
+    from server.persistence.orders import ActorInfo
+
+    number = await new_order(engine, "6-2-702", "材料与返修")
+    async with engine.begin() as conn:
+        s = await staff_db.by_username(conn, "shifu1")
+        k = await staff_db.by_username(conn, "kefu")
+        eng = ActorInfo(s.id, s.display_name, s.role, s.project_ids, s.team_ids)
+        desk = ActorInfo(k.id, k.display_name, k.role, k.project_ids, k.team_ids)
+        code = (
+            await conn.execute(text("SELECT verification_code FROM orders WHERE number = :n"), {"n": number})
+        ).scalar()
+        steps = [
+            (eng, "grab", {}),
+            (eng, "arrive", {"code": code}),
+            (
+                eng,
+                "finish",
+                {
+                    "result": "换了插座",
+                    "labour_yuan": "30",
+                    "man_hours": "0.5",
+                    "materials": [
+                        {"name": "五孔插座", "quantity": "2", "unit": "个", "unit_price_yuan": "12.5"},
+                        {"name": "面板", "quantity": "1", "provided_by": "customer", "verified": "bad"},
+                    ],
+                },
+            ),
+            (desk, "callback", {"method": "phone", "rating": "unsatisfied"}),
+            (desk, "reopen", {"reason": "还是跳闸"}),
+        ]
+        for who, action, inputs in steps:
+            row = await orders_db.get_by_number(conn, number)
+            result = await orders_db.apply_action(
+                conn, number, action, row["version"], who, inputs, clock.now()
+            )
+    rework = result["rework_number"]
+    try:
+        await login("kefu")
+        page = (await client.get(f"/orders/{number}")).text
+        assert "五孔插座" in page and "面板" in page
+        assert "¥55.00" in page  # 30 labour + 2 × 12.50
+        assert f'href="/orders/{rework}"' in page
+        assert "0.50" in page  # man-hours
+        page = (await client.get(f"/orders/{rework}")).text
+        assert f'href="/orders/{number}"' in page  # back to the original
+        # reopened again from the page: the flash names the new rework order
+        token = await login("zhuguan")
+        row = await order_row(engine, number)
+        r = await client.post(
+            f"/orders/{number}/do/reopen",
+            data={"version": str(row["version"]), "reason": "再次返修"},
+            headers={"X-CSRF-Token": token, **HX},
+        )
+        assert r.status_code == 200, r.text
+        flash = r.text.split('id="order-flash"', 1)[1].split("</div>", 2)[0]
+        second = next(n for n in re.findall(r"BX-\d{8}-\d{4}", flash) if n != number)
+        assert second != rework
+        await retire(engine, second)
+    finally:
+        await retire(engine, number, rework)
+
+
+async def test_html_typed_anywhere_is_shown_escaped_on_the_page_timeline_and_slip(client, login, engine):
+    number = await new_order(
+        engine, "6-2-301", "<script>alert('s')</script>", content="<img src=x onerror=alert(1)>"
+    )
+    try:
+        token = await login("kefu")
+        h = {"X-CSRF-Token": token, **HX}
+        r = await client.post(
+            f"/orders/{number}/do/remark",
+            data={"version": "1", "remark": "<b onclick=alert(2)>备注</b>"},
+            headers=h,
+        )
+        assert r.status_code == 200
+        slip = (await client.get(f"/orders/{number}/slip")).text
+        assert "&lt;b onclick=alert(2)&gt;备注&lt;/b&gt;" in slip  # remarks on the slip too
+        for path in (f"/orders/{number}", f"/orders/{number}/slip"):
+            page = (await client.get(path)).text
+            for raw in (
+                "<script>alert('s')</script>",
+                "<img src=x onerror=alert(1)>",
+                "<b onclick=alert(2)>",
+            ):
+                assert raw not in page, (path, raw)
+            assert "&lt;script&gt;" in page
+        assert "&lt;b onclick=alert(2)&gt;备注&lt;/b&gt;" in (await client.get(f"/orders/{number}")).text
+    finally:
+        await retire(engine, number)
+
+
+async def test_the_callback_queue_is_oldest_first(client, login, engine):
+    from server import clock
+    from server.persistence import orders as orders_db
+    from server.persistence import staff as staff_db
+    from server.persistence.orders import ActorInfo
+
+    numbers = [await new_order(engine, room, "回访排序") for room in ("6-2-302", "6-2-401")]
+    async with engine.begin() as conn:
+        s = await staff_db.by_username(conn, "shifu1")
+        eng = ActorInfo(s.id, s.display_name, s.role, s.project_ids, s.team_ids)
+        # the second order is finished first: it has waited longest for its callback
+        for n, minutes in ((numbers[1], -90), (numbers[0], -30)):
+            at = clock.now() + timedelta(minutes=minutes)
+            code = (
+                await conn.execute(text("SELECT verification_code FROM orders WHERE number = :n"), {"n": n})
+            ).scalar()
+            for action, inputs in (("grab", {}), ("arrive", {"code": code}), ("finish", {"result": "好"})):
+                row = await orders_db.get_by_number(conn, n)
+                await orders_db.apply_action(conn, n, action, row["version"], eng, inputs, at)
+    try:
+        await login("kefu")
+        page = (await client.get("/callbacks")).text
+        assert page.index(f'id="cb-{numbers[1]}"') < page.index(f'id="cb-{numbers[0]}"')
+    finally:
+        await retire(engine, *numbers)

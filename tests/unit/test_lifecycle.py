@@ -613,3 +613,75 @@ def test_dates_in_inputs_must_be_dates():
         {"reason": "缺件", "next_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
     )
     assert t.to_status is Status.UNFINISHED
+
+
+def test_a_total_beyond_any_real_repair_is_refused():
+    lines = [{"name": f"料{i}", "quantity": "100", "unit_price_yuan": "9999.99"} for i in range(20)]
+    ok = order(Status.ON_SITE, agreement_recorded=True, prepaid=True, agreed_fen=10**9)
+    with pytest.raises(DomainError) as e:
+        decide(ok, "finish", actor(Role.ENGINEER), {"result": "好", "materials": lines})
+    assert e.value.kind == "invalid" and e.value.msgid == "The amount is too large"
+
+
+def _exits(status: Status, kind: Kind) -> set[Status]:
+    """Where the table's steps lead from this status, each taken by its right person."""
+    out = set()
+    for name, spec in ACTIONS.items():
+        if status not in spec.from_statuses or kind not in spec.kinds:
+            continue
+        for role in spec.roles:
+            who = actor(role)
+            try:
+                t = decide(
+                    order(status, kind, **right_person(spec.person, who, kind), fee_total_fen=100),
+                    name,
+                    who,
+                    good_inputs(name),
+                )
+            except DomainError:
+                continue
+            out.add(t.to_status)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "start"),
+    [
+        (Kind.REPAIR, Status.POOLED),
+        (Kind.REPAIR, Status.NEW),
+        (Kind.MATTER, Status.ASSIGNED),
+        (Kind.ENTRAPMENT, Status.NEW),
+    ],
+)
+def test_the_machine_reaches_closed_from_registration_and_every_open_status_has_a_way_out(kind, start):
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in _exits(todo.pop(), kind) - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    assert {Status.CLOSED, Status.CANCELLED} <= seen
+    assert Status.CALLBACK not in seen  # kept for old data only: done is the callback queue
+    for status in seen - {Status.CLOSED, Status.CANCELLED}:
+        assert _exits(status, kind) - {status}, f"{kind}: stuck in {status}"
+    if kind is Kind.REPAIR:
+        assert {Status.PAUSED, Status.UNFINISHED, Status.ON_SITE, Status.DONE} <= seen
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "key", "extra"),
+    [
+        ("pause", Status.ON_SITE, "promised_at", {"reason": "parts"}),
+        ("promise", Status.ACCEPTED, "promised_at", {}),
+        ("unfinished", Status.ON_SITE, "next_at", {"reason": "缺件"}),
+        ("reappoint", Status.UNFINISHED, "appointment_at", {}),
+    ],
+)
+def test_times_given_must_not_be_in_the_past_nor_absurdly_far(action, status, key, extra):
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    who = actor(Role.SUPERVISOR)
+    for bad in ((now - timedelta(hours=1)).isoformat(), (now + timedelta(days=3000)).isoformat()):
+        with pytest.raises(DomainError) as e:
+            decide(order(status), action, who, {**extra, key: bad}, now=now)
+        assert e.value.field == key
+    ok = decide(order(status), action, who, {**extra, key: (now + timedelta(days=1)).isoformat()}, now=now)
+    assert ok.changes[key] == now + timedelta(days=1)
