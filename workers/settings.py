@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.config import get_settings
 from workers import jobs
 
+# Redis going away must not end the worker: every command retries with backoff (capped at 2 s)
+# for about three minutes, so the worker waits out an outage and its sweep then catches up.
+REDIS_RETRIES = 90
+
 
 def _redis_settings() -> RedisSettings:
-    return RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
+    settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, ConnectionError, OSError]
+    settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), REDIS_RETRIES)
+    settings.conn_retries = REDIS_RETRIES  # a worker started while Redis is down waits for it too
+    settings.conn_retry_delay = 2
+    return settings
 
 
 def _load_features() -> None:

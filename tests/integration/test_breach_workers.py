@@ -30,13 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DESK = ActorInfo(staff_id=None, name="测试", role=None)
 
 
-def start_worker(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+    out = open(log, "wb") if log else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
     )
 
 
@@ -748,3 +749,36 @@ async def test_each_kind_of_breach_reaches_its_audience_through_the_outbox(engin
             )
         ).scalar_one()
     assert n == len(rows)
+
+
+async def test_a_running_worker_outlives_a_redis_outage_and_its_sweep_catches_up(
+    engine, test_clock, tmp_path
+):
+    """Redis stops under a running worker; the order falls due meanwhile; Redis returns on the
+    same port and the same worker process records the breach."""
+    import socket
+
+    from server.devservices import EmbeddedValkey
+
+    with socket.socket() as sock:  # a port of our own: other checkouts run their Redis too
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    valkey = EmbeddedValkey(tmp_path, preferred_port=free)
+    valkey.start()
+    url, port = valkey.url, valkey.port
+    worker = start_worker({"REDIS_URL": url}, log=tmp_path / "worker.log")
+    try:
+        [oid] = await new_orders(engine, 1, "Redis 中断")
+        await asyncio.sleep(2)  # worker up
+        valkey.stop()
+        await set_clock(engine, 6 * 60)  # due while Redis is down
+        await asyncio.sleep(5)
+        valkey.port = valkey.preferred_port = port
+        valkey.start()
+        assert valkey.port == port  # back where the worker looks for it
+        got = await wait_for(engine, BREACHES, {"ids": [oid]}, 1, 45)
+        assert worker.poll() is None, "the worker died with Redis"
+        assert got == 1
+    finally:
+        stop(worker)
+        valkey.stop()
