@@ -11,18 +11,26 @@ SELECT o.id, o.number, o.project_id, p.tz, p.business_hours, o.kind, o.category,
        a.display_name AS assignee_name, t.name AS team_name,
        c.kind AS clock_kind, c.started_at, c.deadline, c.minutes, c.business_hours AS clock_business_hours,
        c.state AS clock_state, c.paused_at, c.paused_seconds
-FROM orders o
+FROM (
+    -- Each part bounded on its own, so a crowded grab pool never hides my own orders or what I
+    -- finished today.
+    (SELECT o.id FROM orders o
+     WHERE o.project_id = ANY(:pids) AND o.status NOT IN ('closed', 'cancelled', 'done', 'callback')
+       AND (o.assignee_id = :me OR (o.assignee_id IS NULL AND o.kind = 'matter' AND o.department_code = :dept))
+     ORDER BY o.next_deadline NULLS LAST, o.id LIMIT 200)
+    UNION
+    (SELECT o.id FROM orders o
+     WHERE o.project_id = ANY(:pids) AND o.status = 'pooled' AND (o.team_id IS NULL OR o.team_id = ANY(:teams))
+     ORDER BY o.next_deadline NULLS LAST, o.id LIMIT 100)
+    UNION
+    (SELECT o.id FROM orders o
+     WHERE o.project_id = ANY(:pids) AND o.assignee_id = :me AND o.status IN ('done', 'callback', 'closed')
+       AND o.finished_at >= :since
+     ORDER BY o.finished_at DESC LIMIT 50)
+) picked
+JOIN orders o ON o.id = picked.id
 JOIN projects p ON p.id = o.project_id
 LEFT JOIN staff a ON a.id = o.assignee_id
 LEFT JOIN teams t ON t.id = o.team_id
 LEFT JOIN LATERAL order_urgent_clock(o.id) c ON true
-WHERE o.project_id = ANY(:pids)
-  AND (
-        (o.status NOT IN ('closed', 'cancelled', 'done', 'callback') AND (
-              o.assignee_id = :me
-           OR (o.status = 'pooled' AND (o.team_id IS NULL OR o.team_id = ANY(:teams)))
-           OR (o.assignee_id IS NULL AND o.kind = 'matter' AND o.department_code = :dept)))
-     OR (o.assignee_id = :me AND o.status IN ('done', 'callback', 'closed') AND o.finished_at >= :since)
-  )
 ORDER BY coalesce(o.next_deadline, c.deadline) NULLS LAST, o.id
-LIMIT 200

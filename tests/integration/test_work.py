@@ -346,6 +346,50 @@ async def test_finished_orders_show_as_done_today_on_the_tablet(new_client, engi
         await retire(engine, number)
 
 
+async def test_a_crowded_grab_pool_hides_neither_my_orders_nor_what_i_finished_today(new_client, engine):
+    mine = await new_order(engine, "6-2-701", "我的单")
+    finished = await new_order(engine, "6-2-702", "今日完工")
+    crowd: list[str] = []
+    try:
+        async with new_client() as c:
+            t = await pin_login(c, "shifu1")
+            h = {"X-CSRF-Token": t, **HX}
+            for number, steps in ((mine, ("grab",)), (finished, ("grab", "arrive", "finish"))):
+                for action in steps:
+                    row = await order_row(engine, number)
+                    body = {
+                        "version": str(row["version"]),
+                        "code": row["verification_code"],
+                        "result": "好了",
+                    }
+                    r = await c.post(f"/tablet/do/{number}/{action}", data=body, headers=h)
+                    assert r.status_code == 200, (action, r.text)
+            # 150 more orders in the pool, all due before mine.
+            async with engine.begin() as conn:
+                crowd = list(
+                    (
+                        await conn.execute(
+                            text(
+                                "INSERT INTO orders (number, project_id, kind, category, urgency, status, version, area, room_id, "
+                                "location, reporter_name, reporter_phone, summary, channel, received_at, "
+                                "verification_code, next_deadline) "
+                                "SELECT 'BX-CROWD-' || g, project_id, kind, category, urgency, 'pooled', 1, area, room_id, "
+                                "location, reporter_name, reporter_phone, '挤满', channel, now(), '1234', "
+                                "now() + interval '1 minute' "
+                                "FROM orders, generate_series(1, 150) g WHERE number = :n RETURNING number"
+                            ),
+                            {"n": mine},
+                        )
+                    ).scalars()
+                )
+            page = (await c.get("/tablet/list", headers=HX)).text
+            assert f'id="o-{mine}"' in page
+            assert re.search(rf'id="d-{finished}"[^>]*data-status="done"', page)
+            assert page.count('id="p-') == 100  # the pool shows its most urgent hundred
+    finally:
+        await retire(engine, mine, finished, *crowd)
+
+
 @pytest.fixture
 async def open_alert(engine: Any) -> Any:
     """An entrapment alert on the DEMO project (resolved afterwards)."""
