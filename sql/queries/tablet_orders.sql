@@ -21,7 +21,7 @@ FROM (
     UNION
     (SELECT o.id FROM orders o
      WHERE o.project_id = ANY(:pids) AND o.status = 'pooled' AND (o.team_id IS NULL OR o.team_id = ANY(:teams))
-     ORDER BY o.next_deadline NULLS LAST, o.id LIMIT 100)
+     ORDER BY o.next_deadline NULLS LAST, o.id LIMIT 200)
     UNION
     (SELECT o.id FROM orders o
      WHERE o.project_id = ANY(:pids) AND o.assignee_id = :me AND o.status IN ('done', 'callback', 'closed')

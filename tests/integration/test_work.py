@@ -364,7 +364,7 @@ async def test_a_crowded_grab_pool_hides_neither_my_orders_nor_what_i_finished_t
                     }
                     r = await c.post(f"/tablet/do/{number}/{action}", data=body, headers=h)
                     assert r.status_code == 200, (action, r.text)
-            # 150 more orders in the pool, all due before mine.
+            # 250 more orders in the pool, all due before mine.
             async with engine.begin() as conn:
                 crowd = list(
                     (
@@ -376,7 +376,7 @@ async def test_a_crowded_grab_pool_hides_neither_my_orders_nor_what_i_finished_t
                                 "SELECT 'BX-CROWD-' || g, project_id, kind, category, urgency, 'pooled', 1, area, room_id, "
                                 "location, reporter_name, reporter_phone, '挤满', channel, now(), '1234', "
                                 "now() + interval '1 minute' "
-                                "FROM orders, generate_series(1, 150) g WHERE number = :n RETURNING number"
+                                "FROM orders, generate_series(1, 250) g WHERE number = :n RETURNING number"
                             ),
                             {"n": mine},
                         )
@@ -385,7 +385,7 @@ async def test_a_crowded_grab_pool_hides_neither_my_orders_nor_what_i_finished_t
             page = (await c.get("/tablet/list", headers=HX)).text
             assert f'id="o-{mine}"' in page
             assert re.search(rf'id="d-{finished}"[^>]*data-status="done"', page)
-            assert page.count('id="p-') == 100  # the pool shows its most urgent hundred
+            assert page.count('id="p-') == 200  # the pool shows its most urgent two hundred
     finally:
         await retire(engine, mine, finished, *crowd)
 
