@@ -18,6 +18,7 @@ from server.config import ROOT, Settings, get_settings
 from server.persistence.migrate import is_current
 from server.runtime import Runtime
 from server.web import routes
+from server.web.board import BoardFastPath
 from server.web.errors import EXCEPTION_HANDLERS
 from server.web.templates import environment
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.runtime = runtime
     # Outside the router, so that an unknown route (404) and every refusal before routing
     # know the caller and answer in their language.
-    app.asgi_handler = AuthMiddleware(app.asgi_handler)
+    app.asgi_handler = AuthMiddleware(BoardFastPath(app.asgi_handler, runtime))
     return app
 
 

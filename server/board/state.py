@@ -98,6 +98,7 @@ class BoardState:
         self.loader = loader
         self.loads = 0  # database reads of a board (tests read it)
         self.renders = 0  # fragments assembled
+        self.fast = 0  # polls answered before routing (server/web/board.py BoardFastPath)
         self.cards = CardCache()
         self._snaps: dict[int, Snapshot] = {}
         self._changes: dict[int, int] = defaultdict(int)

@@ -187,6 +187,29 @@ async def test_an_unchanged_board_answers_204_without_rendering_or_database(app,
     assert statements == []
 
 
+async def test_polls_are_answered_before_routing_only_for_callers_the_board_admits(
+    app, client, kiosk, engine
+):
+    """A poll that saw the version (204) or not (the assembled bytes, gzipped) is answered by the
+    fast path; a stranger's poll carrying the right version still meets the guard and the project check."""
+    first = await fragment(client, kiosk["token"])
+    seen = first.headers["x-board-version"]
+    state = board_state(app)
+    fast = state.fast
+    r = await fragment(client, kiosk["token"], v=seen)
+    assert r.status_code == 204 and r.headers["x-board-version"] == seen and state.fast == fast + 1
+    r = await fragment(client, kiosk["token"], v="an-older-one", **{"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip" and state.fast == fast + 2
+    assert r.text == first.text  # the same bytes, decompressed by the client
+    other = new_token("kiosk")
+    async with engine.begin() as conn:
+        pid = await _project_id(engine, "OTHER")
+        await staff_db.create_kiosk_token(conn, token_hash(other), [pid], "other board")
+    assert (await fragment(client, other, v=seen)).status_code == 404  # DEMO is not its project
+    assert (await fragment(client, None, v=seen)).status_code == 401
+    assert state.fast == fast + 2
+
+
 async def wait_distrusted(state: Any, project_id: int) -> None:
     """Until the NOTIFY 'board' of a change has reached the process (its snapshot is no longer trusted)."""
     await wait_for(lambda: state.current(project_id) is None)
