@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Runtime:
     sessions: Any = None
     board: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    _trimmer: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -53,8 +55,15 @@ class Runtime:
         if self.board is not None:
             self.board.attach(self.notifier)
         await self.notifier.start()
+        from server.memory import trim_forever
+
+        self._trimmer = asyncio.create_task(trim_forever())
 
     async def stop(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
         if self.notifier:
             await self.notifier.stop()
         with contextlib.suppress(Exception):
