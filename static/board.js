@@ -6,7 +6,6 @@
   var app = document.getElementById("board-app");
   var live = document.getElementById("board-live");
   if (!app || !live) return;
-  var MAX_CARDS = 40; // server/board/view.py MAX_CARDS_PER_COLUMN: what a column sends at most
   var pollMs = (parseFloat(app.dataset.poll) || 2) * 1000;
   var staleAfter = Math.max(3 * pollMs, 6000);
   var skew = (parseInt(app.dataset.now, 10) || Date.now()) - Date.now(); // server clock (test clock too)
@@ -165,28 +164,8 @@
 
   // Every poll carries the version it shows: an unchanged board answers 204 at no cost.
   document.addEventListener("htmx:configRequest", function (e) {
-    if (e.detail.elt !== live) return;
-    var n = wantedCards();
-    // More room than cards sent (a bigger window): fetch the full fragment even if unchanged.
-    e.detail.parameters.v = n < 0 ? "" : version();
-    if (n > 0) e.detail.parameters.cards = n;
+    if (e.detail.elt === live) e.detail.parameters.v = version();
   });
-  // Ask only for the cards a column can show, with room to measure and for one to move up: the
-  // server sends the rest as "+N" (a 1080p wall morphs ~50 cards a change instead of 200). At
-  // first, and whenever every card sent fitted, ask for more.
-  function wantedCards() {
-    var cols = live.querySelectorAll(".col[data-shown]"), most = 0;
-    if (!cols.length) return 0;
-    for (var i = 0; i < cols.length; i++) {
-      var shown = parseInt(cols[i].getAttribute("data-shown"), 10) || 0;
-      var list = cols[i].querySelector(".cards");
-      var sent = list ? list.children.length : 0;
-      var notSent = parseInt((cols[i].querySelector(".more") || app).getAttribute("data-more") || "0", 10) || 0;
-      if (shown >= sent && notSent > 0) return sent < MAX_CARDS ? -1 : 0; // all fitted, more exist
-      if (shown > most) most = shown;
-    }
-    return most + 3;
-  }
   document.addEventListener("htmx:afterRequest", function (e) {
     if (e.detail.elt !== live) return;
     var xhr = e.detail.xhr;

@@ -141,18 +141,7 @@ def _can_ack(p: Principal) -> bool:
     return p.is_staff and p.role in ACK_ROLES
 
 
-def card_limit(raw: str | None) -> int:
-    """Cards a column sends: what the page asked for (it shows that many and measures one
-    more), in steps of five so few variants are kept, at most view.MAX_CARDS_PER_COLUMN."""
-    try:
-        n = int(raw) if raw else view.MAX_CARDS_PER_COLUMN
-    except ValueError:
-        n = view.MAX_CARDS_PER_COLUMN
-    n = -(-max(1, n) // 5) * 5
-    return min(n, view.MAX_CARDS_PER_COLUMN)
-
-
-def _assemble(state: BoardState, snap: Snapshot, locale: str, can_ack: bool, limit: int) -> str:
+def _assemble(state: BoardState, snap: Snapshot, locale: str, can_ack: bool) -> str:
     def card_html(card: view.Card) -> str:
         return render(
             "fragments/board_card.html",
@@ -162,23 +151,19 @@ def _assemble(state: BoardState, snap: Snapshot, locale: str, can_ack: bool, lim
             minutes_text=minutes_text,
         )
 
-    # Every card the view holds goes through the cache (a page asking for fewer must not make
-    # it forget the rest); each column then sends its first `limit`.
     shown = [c for col in snap.view.columns for c in col.cards]
     html = iter(state.cards.html(snap.project_id, locale, shown, card_html))
-    columns = []
-    for col in snap.view.columns:
-        cards = [next(html) for _c in col.cards]
-        columns.append(
-            {
-                "key": col.key,
-                "heading": col.heading,
-                "total": col.total,
-                "hidden": col.hidden + max(0, len(cards) - limit),
-                # each card was rendered by an autoescaping template
-                "html": Markup("".join(cards[:limit])),
-            }
-        )
+    columns = [
+        {
+            "key": col.key,
+            "heading": col.heading,
+            "total": col.total,
+            "hidden": col.hidden,
+            # each card was rendered by an autoescaping template
+            "html": Markup("".join(next(html) for _c in col.cards)),
+        }
+        for col in snap.view.columns
+    ]
     return render(
         "fragments/board_body.html",
         board=snap.view,
@@ -190,23 +175,15 @@ def _assemble(state: BoardState, snap: Snapshot, locale: str, can_ack: bool, lim
     )
 
 
-def _variant(p: Principal, limit: int) -> tuple[str, bool, int]:
-    return get_locale(), _can_ack(p), limit
-
-
 async def _fragment(
-    request: Request[Any, Any, Any],
-    p: Principal,
-    project: ProjectInfo,
-    limit: int = view.MAX_CARDS_PER_COLUMN,
+    request: Request[Any, Any, Any], p: Principal, project: ProjectInfo
 ) -> tuple[Snapshot, bytes]:
     state = _state(request)
     snap = await state.snapshot(project.id)
     if snap is None:
         raise NotFoundException("project")
-    variant = _variant(p, limit)
-    locale, can_ack, _limit = variant
-    body = state.body(snap, variant, lambda s: _assemble(state, s, locale, can_ack, limit))
+    locale, can_ack = get_locale(), _can_ack(p)
+    body = state.body(snap, (locale, can_ack), lambda s: _assemble(state, s, locale, can_ack))
     return snap, body
 
 
@@ -254,14 +231,13 @@ async def serve_fragment(
     state = _state(request)
     if state.unchanged(proj.id, v):  # from memory: no database, no rendering
         return Response(b"", status_code=204, headers=_headers(v or ""))
-    limit = card_limit(request.query_params.get("cards"))
-    snap, body = await _fragment(request, p, proj, limit)
+    snap, body = await _fragment(request, p, proj)
     headers = _headers(snap.tag)
     if v == snap.tag:
         return Response(b"", status_code=204, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", ""):
         # Compressed once per version and variant (the compression middleware skips this path).
-        body = state.gzipped(snap, _variant(p, limit), body)
+        body = state.gzipped(snap, (get_locale(), _can_ack(p)), body)
         headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
     return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
@@ -315,7 +291,7 @@ class BoardFastPath:
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
-        variant = _variant(p, card_limit((query.get("cards") or [None])[0]))
+        variant = (get_locale(), _can_ack(p))
         body = snap.bodies.get(variant)
         if body is None:
             return False  # to be assembled: the handler does it once for everyone

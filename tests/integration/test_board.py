@@ -210,35 +210,6 @@ async def test_polls_are_answered_before_routing_only_for_callers_the_board_admi
     assert state.fast == fast + 2
 
 
-async def test_a_page_asks_for_the_cards_it_can_show_and_the_rest_is_counted(client, kiosk, engine, orders):
-    for n in range(14):
-        orders.append(await make_order(engine, minutes=40 + n, location=f"9栋-1单元-{301 + n}"))
-    full = (await fragment(client, kiosk["token"])).text
-    few = (
-        await client.get(
-            "/board/fragment",
-            params={"project": "DEMO", "kiosk": kiosk["token"], "cards": "7"},
-            headers={"HX-Request": "true"},
-        )
-    ).text
-
-    def columns(html: str) -> dict[str, tuple[int, int, int]]:
-        out = {}
-        for m in re.finditer(
-            r'<section class="col col-(\w+)"[^>]*data-total="(\d+)".*?</section>', html, re.S
-        ):
-            sent = m.group(0).count('<li class="bcard')
-            more = int(re.search(r'data-more="(\d+)"', m.group(0)).group(1))
-            out[m.group(1)] = (int(m.group(2)), sent, more)
-        return out
-
-    big, small = columns(full), columns(few)
-    assert big["dispatch"][1] >= 14
-    for key, (total, sent, more) in small.items():
-        assert sent <= 10 and sent + more == total == big[key][0], (key, small[key], big[key])
-    assert small["dispatch"][1] == 10  # 7 asked for, in steps of five
-
-
 async def wait_distrusted(state: Any, project_id: int) -> None:
     """Until the NOTIFY 'board' of a change has reached the process (its snapshot is no longer trusted)."""
     await wait_for(lambda: state.current(project_id) is None)
