@@ -184,8 +184,9 @@ async def test_the_keyboard_drives_triage(triage_page, live_server, engine):
         await page.keyboard.press("?")
         await page.locator("#help-dialog").wait_for()
         await page.keyboard.press("Escape")
+        await page.locator("#help-dialog").wait_for(state="hidden")
         await page.keyboard.press("/")
-        assert await page.evaluate("!!document.activeElement.closest('#filters')")
+        await page.wait_for_function("!!document.activeElement.closest('#filters')", timeout=2000)
     finally:
         await retire(engine, number)
     async with engine.connect() as conn:
