@@ -115,15 +115,7 @@ _projects_read_at = 0.0
 async def _project(request: Request[Any, Any, Any], p: Principal, code: str | None) -> ProjectInfo:
     """The project asked for (default: the caller's first by code); 404 for one the caller does not serve."""
     global _projects_read_at
-    code = (code or "").strip().upper()[:20]
-
-    def pick() -> ProjectInfo | None:
-        mine = sorted((x for x in _projects.values() if x.id in p.project_ids), key=lambda x: x.code)
-        if not code:
-            return mine[0] if mine else None
-        return next((x for x in mine if x.code == code), None)
-
-    found = pick()
+    found = _known_project(p, code)
     if found is None and time.monotonic() - _projects_read_at > PROJECT_REFRESH_SECONDS:
         rt: Runtime = request.app.state.runtime
         async with rt.engine.connect() as conn:
@@ -131,7 +123,7 @@ async def _project(request: Request[Any, Any, Any], p: Principal, code: str | No
         _projects.clear()
         _projects.update({x.id: x for x in rows})
         _projects_read_at = time.monotonic()
-        found = pick()
+        found = _known_project(p, code)
     if found is None:
         raise NotFoundException("project")
     return found
