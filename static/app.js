@@ -135,3 +135,42 @@
   document.addEventListener("htmx:afterSettle", function () { readNow(); tick(); });
   document.addEventListener("DOMContentLoaded", function () { readNow(); tick(); setInterval(tick, 1000); });
 })();
+
+// The alarm sound of the wall and the tablet (WebAudio, no file): enabled by one tap and
+// remembered under `key`; the browser may keep it suspended until a touch resumes it.
+window.bxSound = function (key) {
+  var ctx = null;
+  function wanted() { try { return localStorage.getItem(key) === "on"; } catch (e) { return false; } }
+  function enable() { try { localStorage.setItem(key, "on"); } catch (e) { /* private mode: this page only */ } }
+  function audio() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return null;
+    if (!ctx) ctx = new AC();
+    if (ctx.state === "suspended") ctx.resume();
+    return ctx;
+  }
+  // One burst: a tone of `type`/`freq` at each offset in `at`, fading over `fade` s, cut at `stop` s.
+  function tones(spec) {
+    var c = audio();
+    if (!c || c.state !== "running") return false;
+    var t = c.currentTime;
+    spec.at.forEach(function (off) {
+      var o = c.createOscillator(), g = c.createGain();
+      o.type = spec.type;
+      o.frequency.value = spec.freq;
+      g.gain.setValueAtTime(0.0001, t + off);
+      g.gain.exponentialRampToValueAtTime(spec.gain, t + off + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, t + off + spec.fade);
+      o.connect(g);
+      g.connect(c.destination);
+      o.start(t + off);
+      o.stop(t + off + spec.stop);
+    });
+    return true;
+  }
+  return {
+    wanted: wanted, enable: enable, audio: audio, tones: tones,
+    started: function () { return !!ctx; },
+    running: function () { return !!ctx && ctx.state === "running"; },
+  };
+};

@@ -196,33 +196,10 @@
   connect();
 
   // ---- sound: a repeating beep while an alert is unacknowledged ------------------------------
-  var ctx = null;
-  function wanted() { try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; } }
-  function audio() {
-    var AC = window.AudioContext || window.webkitAudioContext;
-    if (!AC) return null;
-    if (!ctx) ctx = new AC();
-    if (ctx.state === "suspended") ctx.resume();
-    return ctx;
-  }
+  var sound = window.bxSound(SOUND_KEY), wanted = sound.wanted, audio = sound.audio;
   function beep() {
-    var c = audio();
     app.dataset.beeps = String((parseInt(app.dataset.beeps || "0", 10) || 0) + 1);
-    if (!c || c.state !== "running") return false;
-    var t = c.currentTime;
-    [0, 0.3].forEach(function (off) {
-      var o = c.createOscillator(), g = c.createGain();
-      o.type = "square";
-      o.frequency.value = 880;
-      g.gain.setValueAtTime(0.0001, t + off);
-      g.gain.exponentialRampToValueAtTime(0.3, t + off + 0.02);
-      g.gain.exponentialRampToValueAtTime(0.0001, t + off + 0.25);
-      o.connect(g);
-      g.connect(c.destination);
-      o.start(t + off);
-      o.stop(t + off + 0.3);
-    });
-    return true;
+    return sound.tones({ type: "square", freq: 880, gain: 0.3, fade: 0.25, stop: 0.3, at: [0, 0.3] });
   }
   function alarm() {
     var ringing = !!live.querySelector("[data-alert-id]");
@@ -231,7 +208,7 @@
   }
   function showSoundButton() {
     if (!soundBtn) return;
-    var needs = !wanted() || (ctx && ctx.state !== "running");
+    var needs = !wanted() || (sound.started() && !sound.running());
     if (wanted() && needs) {
       var label = soundBtn.querySelector("span");
       if (label && app.dataset.tSoundAgain) label.textContent = app.dataset.tSoundAgain;
@@ -240,7 +217,7 @@
   }
   if (soundBtn) {
     soundBtn.addEventListener("click", function () {
-      try { localStorage.setItem(SOUND_KEY, "on"); } catch (e) { /* private mode: this session only */ }
+      sound.enable();
       audio();
       beep();
       setTimeout(showSoundButton, 300);

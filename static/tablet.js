@@ -15,41 +15,19 @@
     if (e.detail.elt === strip) e.detail.parameters.v = version();
   });
 
-  var ctx = null;
-  function wanted() { try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; } }
-  function audio() {
-    var AC = window.AudioContext || window.webkitAudioContext;
-    if (!AC) return null;
-    if (!ctx) ctx = new AC();
-    if (ctx.state === "suspended") ctx.resume();
-    return ctx;
-  }
+  var sound = window.bxSound(SOUND_KEY), wanted = sound.wanted, audio = sound.audio;
   function ring() {
     strip.dataset.rings = String((parseInt(strip.dataset.rings || "0", 10) || 0) + 1);
-    var c = audio();
-    if (!c || c.state !== "running") return;
-    var t = c.currentTime;
-    [0, 0.35, 0.7].forEach(function (off) {
-      var o = c.createOscillator(), g = c.createGain();
-      o.type = "sawtooth";
-      o.frequency.value = 988;
-      g.gain.setValueAtTime(0.0001, t + off);
-      g.gain.exponentialRampToValueAtTime(0.4, t + off + 0.02);
-      g.gain.exponentialRampToValueAtTime(0.0001, t + off + 0.3);
-      o.connect(g);
-      g.connect(c.destination);
-      o.start(t + off);
-      o.stop(t + off + 0.32);
-    });
+    sound.tones({ type: "sawtooth", freq: 988, gain: 0.4, fade: 0.3, stop: 0.32, at: [0, 0.35, 0.7] });
   }
   function ringing() { return !!strip.querySelector("[data-alert]"); }
   function showSoundButton() {
     if (!soundBtn) return;
-    soundBtn.hidden = wanted() && !!ctx && ctx.state === "running";
+    soundBtn.hidden = wanted() && sound.running();
   }
   if (soundBtn) {
     soundBtn.addEventListener("click", function () {
-      try { localStorage.setItem(SOUND_KEY, "on"); } catch (e) { /* private mode: this page only */ }
+      sound.enable();
       audio();
       setTimeout(showSoundButton, 300);
     });
